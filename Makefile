@@ -1,0 +1,40 @@
+# One entry point for students, instructors and CI. Every target installs what it needs first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: help install lab run html test lint clean
+
+help:
+	@echo "make run    install everything, then run every lab notebook in full mode (writes outputs back)"
+	@echo "make test   install everything, then run the unit tests and every notebook in fast mode"
+	@echo "make lab    install everything, then open JupyterLab on the notebooks"
+	@echo "make html   export the executed notebooks to HTML for grading (build/html/)"
+	@echo "make lint   ruff check"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+run: $(STAMP)
+	VAE_LAB_MODE=full $(BIN)/python scripts/run_notebooks.py --write --html build/html
+
+html: $(STAMP)
+	$(BIN)/python scripts/run_notebooks.py --html-only build/html
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf build .pytest_cache

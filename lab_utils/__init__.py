@@ -1,0 +1,38 @@
+"""vae-lab helpers: data, models, training and plots for the Variational Autoencoder lab on MNIST."""
+
+import os
+import sys
+import tempfile
+
+__version__ = "0.1.0"
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and start its CPU device with the C++ start-up log lines hidden.
+
+    TensorFlow 2.19+ writes INFO lines (oneDNN, CUDA probing) to stderr before absl logging
+    is set up, ignoring TF_CPP_MIN_LOG_LEVEL; in JupyterLab they show as red blocks. They are
+    captured here and shown only if the import fails.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()
+        except BaseException:
+            os.dup2(saved_stderr, 2)
+            capture.seek(0)
+            sys.stderr.write(capture.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved_stderr, 2)
+            os.close(saved_stderr)
+
+
+_import_tensorflow_quietly()

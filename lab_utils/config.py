@@ -1,0 +1,65 @@
+"""Run settings: fast mode for CI smoke runs, full mode for teaching runs, and paths."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+MODE_VARIABLE = "VAE_LAB_MODE"
+ARTIFACTS_VARIABLE = "VAE_LAB_ARTIFACTS"
+MODES = ("fast", "full")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Sizes for one run of a notebook; fast mode changes only these, never the code path."""
+
+    mode: str
+    train_size: int | None
+    epochs: int
+    batch_size: int = 256
+    seed: int = 42
+
+    @property
+    def fast(self) -> bool:
+        return self.mode == "fast"
+
+
+def run_mode() -> str:
+    """Return 'fast' or 'full': VAE_LAB_MODE if set, else 'fast' under CI, else 'full'."""
+    mode = os.environ.get(MODE_VARIABLE, "").strip().lower()
+    if not mode:
+        return "fast" if os.environ.get("CI") else "full"
+    if mode not in MODES:
+        raise ValueError(f"{MODE_VARIABLE}={mode!r} is not a run mode; set it to one of {MODES} or unset it.")
+    return mode
+
+
+def get_run_config(mode: str | None = None) -> RunConfig:
+    """Return the run settings for `mode` (default: `run_mode()`)."""
+    mode = run_mode() if mode is None else mode
+    if mode == "fast":
+        return RunConfig(mode="fast", train_size=2_000, epochs=2)
+    if mode == "full":
+        return RunConfig(mode="full", train_size=None, epochs=10)
+    raise ValueError(f"mode={mode!r} is not a run mode; use one of {MODES}.")
+
+
+def artifacts_dir(mode: str | None = None) -> Path:
+    """Return the folder for trained models of one run mode, so a fast run never overwrites a full one.
+
+    The root is VAE_LAB_ARTIFACTS if set, else `artifacts/` at the kit's root (a source
+    checkout) or in the working directory (an installed kit).
+    """
+    mode = run_mode() if mode is None else mode
+    if mode not in MODES:
+        raise ValueError(f"mode={mode!r} is not a run mode; use one of {MODES}.")
+    configured = os.environ.get(ARTIFACTS_VARIABLE)
+    if configured:
+        root = Path(configured).expanduser().resolve()
+    else:
+        checkout = Path(__file__).resolve().parent.parent
+        base = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+        root = base / "artifacts"
+    return root / mode

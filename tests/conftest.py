@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny synthetic IDX files, and the real MNIST folder when it is available."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lab_utils  # noqa: F401  (imports TensorFlow quietly before any test module does)
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:
+    """Write `array` (uint8) as a gzip-compressed IDX file with its big-endian header."""
+    array = np.asarray(array, dtype=np.uint8)
+    if magic is None:
+        magic = 2051 if array.ndim == 3 else 2049
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as handle:
+        handle.write(header + array.tobytes())
+    return path
+
+
+@pytest.fixture
+def fake_mnist_dir(tmp_path: Path) -> Path:
+    """A folder with the four IDX files holding 12 train and 5 test random images."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    write_idx(folder / "train-images-idx3-ubyte.gz", rng.integers(0, 256, (12, 28, 28)))
+    write_idx(folder / "train-labels-idx1-ubyte.gz", rng.integers(0, 10, 12))
+    write_idx(folder / "t10k-images-idx3-ubyte.gz", rng.integers(0, 256, (5, 28, 28)))
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", rng.integers(0, 10, 5))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_mnist_dir() -> Path:
+    """The real MNIST folder (MNIST_DIR, else ../shared/data/mnist); skips the test if absent."""
+    folder = Path(os.environ.get("MNIST_DIR") or SHARED_MNIST)
+    if not (folder / "train-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"real MNIST not found at {folder}; set MNIST_DIR to run this test")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_mnist(real_mnist_dir: Path):
+    from lab_utils.data import load_mnist
+
+    return load_mnist(real_mnist_dir)
+
+
+@pytest.fixture
+def random_images() -> np.ndarray:
+    """256 random binary-ish 784-pixel images in [0, 1]."""
+    rng = np.random.default_rng(1)
+    return (rng.random((256, 784)) > 0.8).astype("float32")

@@ -1,0 +1,138 @@
+"""lab_utils.models and lab_utils.losses: sizes, the sampling trick, the loss, training logs, saving."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from lab_utils.losses import kl_divergence, negative_elbo, reconstruction_loss
+from lab_utils.models import VAE, Sampling, build_decoder, build_encoder, build_vae
+
+
+def test_lab_model_has_the_lab_parameter_counts():
+    assert build_encoder(latent_dim=2, hidden_units=(512,)).count_params() == 403_972
+    assert build_decoder(latent_dim=2, hidden_units=(512,)).count_params() == 403_728
+
+
+def test_pseudocode_model_is_dense_128_then_64():
+    encoder = build_encoder(latent_dim=2, hidden_units=(128, 64))
+    decoder = build_decoder(latent_dim=2, hidden_units=(128, 64))
+    assert [layer.units for layer in encoder.layers if layer.name.startswith("hidden")] == [128, 64]
+    assert [layer.units for layer in decoder.layers if layer.name.startswith("hidden")] == [64, 128]
+    # 784*128+128 + 128*64+64 + 2*(64*2+2)  and  2*64+64 + 64*128+128 + 128*784+784
+    assert encoder.count_params() == 108_996
+    assert decoder.count_params() == 109_648
+
+
+def test_encoder_outputs_and_decoder_range(random_images):
+    z_mean, z_log_var, z = build_encoder(latent_dim=3)(random_images[:4])
+    assert z_mean.shape == z_log_var.shape == z.shape == (4, 3)
+    pixels = np.asarray(build_decoder(latent_dim=3)(np.zeros((4, 3))))
+    assert pixels.shape == (4, 784) and pixels.min() > 0 and pixels.max() < 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"latent_dim": 0}, "latent_dim=0"),
+        ({"hidden_units": ()}, "hidden_units=()"),
+        ({"hidden_units": (512, -1)}, "hidden_units=\\(512, -1\\)"),
+    ],
+)
+def test_bad_sizes_are_named(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_encoder(**kwargs)
+
+
+def test_sampling_matches_the_reparameterisation_distribution():
+    n = 200_000
+    z_mean = np.full((n, 2), [1.5, -2.0], dtype="float32")
+    z_log_var = np.full((n, 2), np.log([0.25, 4.0]), dtype="float32")
+    z = np.asarray(Sampling(seed=7)([z_mean, z_log_var]))
+    np.testing.assert_allclose(z.mean(axis=0), [1.5, -2.0], atol=0.02)
+    np.testing.assert_allclose(z.std(axis=0), [0.5, 2.0], rtol=0.01)
+
+
+def test_sampling_with_a_seed_repeats_and_draws_fresh_noise_each_call():
+    z_mean, z_log_var = np.zeros((3, 2), "float32"), np.zeros((3, 2), "float32")
+    first, second = Sampling(seed=1), Sampling(seed=1)
+    a, b = np.asarray(first([z_mean, z_log_var])), np.asarray(second([z_mean, z_log_var]))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, np.asarray(first([z_mean, z_log_var])))
+
+
+def test_reconstruction_loss_is_bce_summed_over_pixels():
+    rng = np.random.default_rng(0)
+    x = (rng.random((5, 784)) > 0.5).astype("float32")
+    p = rng.uniform(0.05, 0.95, (5, 784)).astype("float32")
+    expected = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(axis=1)
+    np.testing.assert_allclose(np.asarray(reconstruction_loss(x, p)), expected, rtol=1e-5)
+
+
+def test_kl_is_summed_over_latent_dimensions_not_averaged():
+    z_mean = np.array([[1.0, 2.0, 0.0]], "float32")
+    z_log_var = np.array([[0.0, np.log(2.0), np.log(0.5)]], "float32")
+    variance = np.exp(z_log_var)
+    expected = 0.5 * (variance + z_mean**2 - 1 - z_log_var).sum()
+    np.testing.assert_allclose(np.asarray(kl_divergence(z_mean, z_log_var)), [expected], rtol=1e-6)
+    assert np.asarray(kl_divergence(np.zeros((2, 4)), np.zeros((2, 4)))).tolist() == [0.0, 0.0]
+
+
+def test_negative_elbo_averages_per_image_terms_over_the_batch():
+    rng = np.random.default_rng(1)
+    x = rng.random((4, 784)).astype("float32")
+    p = rng.uniform(0.1, 0.9, (4, 784)).astype("float32")
+    z_mean, z_log_var = rng.normal(size=(4, 2)).astype("float32"), np.zeros((4, 2), "float32")
+    loss, rec, kl = (float(t) for t in negative_elbo(x, p, z_mean, z_log_var, beta=4.0))
+    assert rec == pytest.approx(float(np.mean(reconstruction_loss(x, p))), rel=1e-6)
+    assert kl == pytest.approx(float(np.mean(0.5 * (z_mean**2).sum(axis=1))), rel=1e-5)
+    assert loss == pytest.approx(rec + 4.0 * kl, rel=1e-6)
+
+
+def test_fit_logs_real_validation_losses_that_add_up(random_images):
+    vae = build_vae(latent_dim=2, hidden_units=(32,), seed=0)
+    history = vae.fit(
+        random_images, epochs=2, batch_size=64, validation_data=(random_images[:64],), verbose=0
+    )
+    logs = history.history
+    for key in ("loss", "reconstruction_loss", "kl_loss"):
+        assert key in logs and f"val_{key}" in logs
+    assert all(value > 100 for value in logs["val_loss"])  # 784 pixels of BCE: never 0.0000
+    np.testing.assert_allclose(
+        logs["val_loss"], np.add(logs["val_reconstruction_loss"], logs["val_kl_loss"]), rtol=1e-5
+    )
+    evaluated = vae.evaluate(random_images[:64], verbose=0, return_dict=True)
+    assert evaluated["loss"] == pytest.approx(logs["val_loss"][-1], rel=0.05)
+
+
+def test_logged_loss_is_the_epoch_average_of_batch_losses(random_images):
+    vae = build_vae(latent_dim=2, hidden_units=(16,), seed=0)
+    batch_losses = [
+        vae.test_on_batch(random_images[i : i + 64], return_dict=True)["loss"] for i in range(0, 256, 64)
+    ]
+    result = vae.evaluate(random_images, batch_size=64, verbose=0, return_dict=True)
+    assert result["loss"] == pytest.approx(np.mean(batch_losses), rel=0.03)  # sampling noise only
+
+
+def test_trained_vae_round_trips_through_keras_file_in_safe_mode(random_images, tmp_path):
+    vae = build_vae(latent_dim=2, hidden_units=(32,), seed=0)
+    vae.fit(random_images, epochs=1, batch_size=64, verbose=0)
+    path = tmp_path / "vae.keras"
+    vae.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded, VAE) and loaded.beta == vae.beta
+    np.testing.assert_array_equal(
+        loaded.predict(random_images, verbose=0), vae.predict(random_images, verbose=0)
+    )
+    for original, restored in zip(vae.encoder(random_images[:8])[:2], loaded.encoder(random_images[:8])[:2]):
+        np.testing.assert_array_equal(np.asarray(original), np.asarray(restored))
+    z = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
+    np.testing.assert_array_equal(np.asarray(loaded.decoder(z)), np.asarray(vae.decoder(z)))
+    # it keeps training where it stopped
+    loaded.fit(random_images, epochs=1, batch_size=64, verbose=0)
+
+
+def test_negative_beta_is_rejected():
+    with pytest.raises(ValueError, match="beta=-1"):
+        VAE(build_encoder(), build_decoder(), beta=-1)

@@ -1,0 +1,65 @@
+"""lab_utils.plots: each helper returns a titled, labelled Figure and rejects bad input clearly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from lab_utils.plots import plot_loss_curves, show_reconstructions
+
+HISTORY = {
+    "loss": [200.0, 170.0, 160.0],
+    "reconstruction_loss": [195.0, 164.0, 153.0],
+    "kl_loss": [5.0, 6.0, 7.0],
+    "val_loss": [180.0, 165.0, 161.0],
+    "val_reconstruction_loss": [175.0, 159.0, 154.0],
+    "val_kl_loss": [5.0, 6.0, 7.0],
+}
+
+
+def test_loss_curves_show_train_and_validation_for_each_term():
+    figure = plot_loss_curves(HISTORY)
+    assert isinstance(figure, Figure)
+    axes = figure.axes
+    assert [axis.get_title() for axis in axes] == [
+        "Total: negative ELBO",
+        "Reconstruction: −log p(x|z)",
+        "KL(q(z|x) ‖ p(z))",
+    ]
+    for axis, key in zip(axes, ("loss", "reconstruction_loss", "kl_loss")):
+        assert axis.get_xlabel() == "epoch" and axis.get_ylabel() == "nats per image"
+        train, validation = axis.get_lines()
+        assert list(train.get_xdata()) == [1, 2, 3]
+        assert list(train.get_ydata()) == HISTORY[key]
+        assert list(validation.get_ydata()) == HISTORY[f"val_{key}"]
+    assert figure.get_suptitle()
+
+
+def test_loss_curves_without_validation_plot_train_only():
+    figure = plot_loss_curves({key: HISTORY[key] for key in ("loss", "reconstruction_loss", "kl_loss")})
+    assert all(len(axis.get_lines()) == 1 for axis in figure.axes)
+
+
+def test_loss_curves_reject_something_that_is_not_a_history():
+    with pytest.raises(ValueError, match="'loss' entry"):
+        plot_loss_curves([1, 2, 3])
+
+
+def test_reconstruction_grid_puts_originals_over_reconstructions():
+    rng = np.random.default_rng(0)
+    originals, reconstructions = rng.random((12, 784)), rng.random((12, 28, 28))
+    figure = show_reconstructions(originals, reconstructions, labels=np.arange(12) % 10, n=6)
+    axes = np.asarray(figure.axes).reshape(2, 6)
+    np.testing.assert_allclose(axes[0, 2].get_images()[0].get_array(), originals[2].reshape(28, 28))
+    np.testing.assert_allclose(axes[1, 5].get_images()[0].get_array(), reconstructions[5])
+    assert axes[0, 0].get_ylabel() == "original" and axes[1, 0].get_ylabel() == "reconstruction"
+    assert axes[0, 3].get_title() == "digit 3"
+    assert "reconstructions" in figure.get_suptitle()
+
+
+def test_reconstruction_grid_errors_name_the_problem():
+    with pytest.raises(ValueError, match="originals has shape \\(3, 10\\)"):
+        show_reconstructions(np.zeros((3, 10)), np.zeros((3, 784)))
+    with pytest.raises(ValueError, match="3 originals but 2 reconstructions"):
+        show_reconstructions(np.zeros((3, 784)), np.zeros((2, 784)))

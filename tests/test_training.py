@@ -1,0 +1,136 @@
+"""lab_utils.training: seeds, train_vae over tf.data, and resuming after an interruption."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from lab_utils.models import build_vae
+from lab_utils.training import set_seed, train_vae
+
+
+def _run(seed: int, images) -> dict:
+    set_seed(seed)
+    vae = build_vae(latent_dim=2, hidden_units=(32,))
+    return train_vae(vae, images, images[:64], epochs=2, batch_size=64, seed=seed, verbose=0).history
+
+
+def test_same_seed_gives_same_losses_and_another_seed_does_not(random_images):
+    first, second, other = _run(5, random_images), _run(5, random_images), _run(6, random_images)
+    assert first == second
+    assert first["loss"] != other["loss"]
+
+
+def test_set_seed_rejects_bad_values():
+    with pytest.raises(ValueError, match="seed=-3"):
+        set_seed(-3)
+
+
+def test_train_vae_returns_history_with_validation_terms(random_images):
+    vae = build_vae(latent_dim=2, hidden_units=(32,), seed=0)
+    history = train_vae(vae, random_images, random_images[:64], epochs=3, batch_size=64, verbose=0)
+    assert history.epoch == [0, 1, 2]
+    assert set(history.history) == {
+        "loss",
+        "reconstruction_loss",
+        "kl_loss",
+        "val_loss",
+        "val_reconstruction_loss",
+        "val_kl_loss",
+    }
+    assert history.history["loss"][-1] < history.history["loss"][0]
+
+
+@pytest.mark.parametrize(
+    ("images", "message"),
+    [
+        (np.zeros((10, 28, 28), "float32"), "shape \\(10, 28, 28\\)"),
+        (np.full((10, 784), 255.0, "float32"), "scale them to \\[0, 1\\]"),
+        (np.zeros((0, 784), "float32"), "empty"),
+    ],
+)
+def test_bad_images_are_explained(images, message):
+    with pytest.raises(ValueError, match=message):
+        train_vae(build_vae(hidden_units=(8,)), images, epochs=1, verbose=0)
+
+
+def test_bad_epochs_and_batch_size_are_named(random_images):
+    vae = build_vae(hidden_units=(8,))
+    with pytest.raises(ValueError, match="epochs=0"):
+        train_vae(vae, random_images, epochs=0)
+    with pytest.raises(ValueError, match="batch_size=0"):
+        train_vae(vae, random_images, batch_size=0)
+
+
+class Interrupt(keras.callbacks.Callback):
+    """Stops training the way a kernel interrupt does, at the start of epoch `at`."""
+
+    def __init__(self, at: int):
+        super().__init__()
+        self.at = at
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at:
+            raise KeyboardInterrupt
+
+
+class CountEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.ran = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.ran.append(epoch)
+
+
+def test_interrupted_training_resumes_without_losing_finished_epochs(random_images, tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    vae = build_vae(latent_dim=2, hidden_units=(32,), seed=0)
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(
+            vae,
+            random_images,
+            random_images[:64],
+            epochs=5,
+            batch_size=64,
+            checkpoint_dir=checkpoints,
+            callbacks=[Interrupt(at=3)],
+            verbose=0,
+        )
+    weights_after_three = [w.copy() for w in vae.get_weights()]
+    logged = (checkpoints / "history.csv").read_text().splitlines()
+    assert len(logged) == 1 + 3  # header and epochs 0, 1, 2
+
+    # A new kernel: fresh model, same checkpoint folder.
+    resumed = build_vae(latent_dim=2, hidden_units=(32,), seed=0)
+    counter = CountEpochs()
+    history = train_vae(
+        resumed,
+        random_images,
+        random_images[:64],
+        epochs=5,
+        batch_size=64,
+        checkpoint_dir=checkpoints,
+        callbacks=[counter],
+        verbose=0,
+    )
+    assert counter.ran == [3, 4]  # only the unfinished epochs ran
+    assert history.epoch == [0, 1, 2, 3, 4]  # but the history covers all five
+    assert len(history.history["val_loss"]) == 5
+    assert history.history["loss"][4] < history.history["loss"][0]
+    # the resumed run started from the interrupted run's weights, not from scratch
+    fresh_loss = build_vae(latent_dim=2, hidden_units=(32,), seed=0).evaluate(
+        random_images, verbose=0, return_dict=True
+    )["loss"]
+    assert history.history["loss"][3] < fresh_loss
+    assert not all(np.array_equal(a, b) for a, b in zip(weights_after_three, resumed.get_weights()))
+
+
+def test_a_finished_run_leaves_its_log_and_a_new_run_starts_fresh(random_images, tmp_path):
+    vae = build_vae(hidden_units=(16,), seed=0)
+    train_vae(vae, random_images, epochs=2, batch_size=128, checkpoint_dir=tmp_path, verbose=0)
+    assert not (tmp_path / "backup" / "training_metadata.json").exists()
+    assert len((tmp_path / "history.csv").read_text().splitlines()) == 3
+    history = train_vae(vae, random_images, epochs=1, batch_size=128, checkpoint_dir=tmp_path, verbose=0)
+    assert history.epoch == [0]
