@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -108,3 +109,63 @@ def train_vae(
     if history_path is not None and history_path.is_file():
         history.epoch, history.history = _read_history(history_path)
     return history
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
+    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
+    write(temporary)
+    os.replace(temporary, path)
+
+
+def train_or_load(
+    build,
+    path: str | os.PathLike,
+    x_train,
+    x_val=None,
+    settings: dict | None = None,
+    retrain: bool = False,
+    epochs: int = 10,
+    batch_size: int = 256,
+    seed: int | None = None,
+    verbose: str | int = "auto",
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """Return (model, history): loaded from `path` if it was saved with the same settings, else trained.
+
+    `build()` must return a compiled model. Training is checkpointed next to `path`, so an
+    interrupted run resumes; the finished model (`.keras`) and its history (`.history.json`)
+    are written atomically. `settings` (any JSON-able description of the run) decides whether
+    a saved model still matches what is asked for; `retrain=True` always trains.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"path={str(path)!r} must end in .keras (the Keras model format).")
+    record = path.with_name(path.stem + ".history.json")
+    run = {**(settings or {}), "epochs": epochs, "batch_size": batch_size, "seed": seed}
+    if not retrain and path.is_file() and record.is_file():
+        saved = json.loads(record.read_text())
+        if saved.get("settings") == json.loads(json.dumps(run)):
+            print(f"Loaded the trained model from {path} (pass retrain=True to train again).")
+            return keras.models.load_model(path, safe_mode=True), saved["history"]
+        print(f"{path} was trained with other settings ({saved.get('settings')}); training anew.")
+    if seed is not None:
+        set_seed(seed)
+    model = build()
+    history = train_vae(
+        model,
+        x_train,
+        x_val,
+        epochs=epochs,
+        batch_size=batch_size,
+        seed=seed,
+        checkpoint_dir=path.with_name(path.stem + "_checkpoints"),
+        verbose=verbose,
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, model.save)
+    _write_atomically(
+        record,
+        lambda target: target.write_text(json.dumps({"settings": run, "history": history.history}, indent=1)),
+    )
+    print(f"Saved the trained model to {path}.")
+    return model, history.history

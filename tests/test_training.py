@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from lab_utils.models import build_vae
-from lab_utils.training import set_seed, train_vae
+from lab_utils.training import set_seed, train_or_load, train_vae
 
 
 def _run(seed: int, images) -> dict:
@@ -134,3 +134,32 @@ def test_a_finished_run_leaves_its_log_and_a_new_run_starts_fresh(random_images,
     assert len((tmp_path / "history.csv").read_text().splitlines()) == 3
     history = train_vae(vae, random_images, epochs=1, batch_size=128, checkpoint_dir=tmp_path, verbose=0)
     assert history.epoch == [0]
+
+
+def test_train_or_load_trains_once_then_loads_the_saved_model(random_images, tmp_path, capsys):
+    path = tmp_path / "models" / "vae.keras"
+
+    def build():
+        return build_vae(latent_dim=2, hidden_units=(16,))
+
+    model, history = train_or_load(
+        build, path, random_images, random_images[:64], epochs=2, seed=1, verbose=0
+    )
+    assert path.is_file() and len(history["val_loss"]) == 2
+    assert not list(path.parent.glob(".*partial*"))
+    loaded, loaded_history = train_or_load(build, path, random_images, epochs=2, seed=1, verbose=0)
+    assert "Loaded the trained model" in capsys.readouterr().out
+    assert loaded_history == history
+    np.testing.assert_array_equal(
+        loaded.predict(random_images, verbose=0), model.predict(random_images, verbose=0)
+    )
+
+    _, other = train_or_load(build, path, random_images, epochs=1, seed=1, verbose=0)
+    assert "other settings" in capsys.readouterr().out and len(other["loss"]) == 1
+    train_or_load(build, path, random_images, epochs=1, seed=1, retrain=True, verbose=0)
+    assert "Saved the trained model" in capsys.readouterr().out
+
+
+def test_train_or_load_wants_a_keras_path(random_images, tmp_path):
+    with pytest.raises(ValueError, match="must end in .keras"):
+        train_or_load(build_vae, tmp_path / "vae.h5", random_images)
