@@ -25,7 +25,7 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 run: $(STAMP)
-	VAE_LAB_MODE=full $(BIN)/python scripts/run_notebooks.py --write --html build/html
+	VAE_LAB_MODE=full VAE_LAB_RETRAIN=1 $(BIN)/python scripts/run_notebooks.py --write --html build/html
 
 html: $(STAMP)
 	$(BIN)/python scripts/run_notebooks.py --html-only build/html

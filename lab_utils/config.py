@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 MODE_VARIABLE = "VAE_LAB_MODE"
+RETRAIN_VARIABLE = "VAE_LAB_RETRAIN"
 ARTIFACTS_VARIABLE = "VAE_LAB_ARTIFACTS"
 MODES = ("fast", "full")
 
@@ -20,6 +21,7 @@ class RunConfig:
     epochs: int
     batch_size: int = 256
     seed: int = 42
+    retrain: bool = False
 
     @property
     def fast(self) -> bool:
@@ -37,12 +39,13 @@ def run_mode() -> str:
 
 
 def get_run_config(mode: str | None = None) -> RunConfig:
-    """Return the run settings for `mode` (default: `run_mode()`)."""
+    """Return the run settings for `mode` (default: `run_mode()`); VAE_LAB_RETRAIN=1 forces training."""
     mode = run_mode() if mode is None else mode
+    retrain = os.environ.get(RETRAIN_VARIABLE, "").strip().lower() in ("1", "true", "yes")
     if mode == "fast":
-        return RunConfig(mode="fast", train_size=2_000, epochs=2)
+        return RunConfig(mode="fast", train_size=5_000, epochs=3, retrain=retrain)
     if mode == "full":
-        return RunConfig(mode="full", train_size=None, epochs=10)
+        return RunConfig(mode="full", train_size=None, epochs=10, retrain=retrain)
     raise ValueError(f"mode={mode!r} is not a run mode; use one of {MODES}.")
 
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from lab_utils.data import IMAGE_SIZE
 
@@ -40,6 +41,7 @@ def plot_loss_curves(history, title: str = "VAE training: train vs validation lo
             axis.plot(epochs, logs[f"val_{key}"], marker="s", label="validation (test set)")
         axis.set_title(label)
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel("nats per image")
         axis.grid(alpha=0.3)
         axis.legend()
@@ -105,3 +107,51 @@ def show_reconstructions(originals, reconstructions, labels: Sequence[int] = (),
         title="Test images (top) and their VAE reconstructions (bottom)",
         column_labels=column_labels,
     )
+
+
+def show_digits_per_class(images, labels, per_class: int = 10) -> Figure:
+    """Show the first `per_class` images of each digit 0-9, one row per digit."""
+    images, labels = _as_images(images, "images"), np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
+    rows = []
+    for digit in range(10):
+        examples = images[labels == digit][:per_class]
+        if len(examples) < per_class:
+            raise ValueError(
+                f"only {len(examples)} images of digit {digit}; pass more data or lower per_class."
+            )
+        rows.append(examples)
+    return show_image_rows(
+        rows, [f"digit {d}" for d in range(10)], title=f"{per_class} MNIST digits of each class"
+    )
+
+
+def plot_pixel_histogram(images, bins: int = 51) -> Figure:
+    """Histogram of all pixel intensities (log count), showing how close MNIST is to black and white."""
+    values = np.asarray(images, dtype="float32").ravel()
+    figure = Figure(figsize=(7, 3.6), layout="constrained")
+    axis = figure.subplots()
+    axis.hist(values, bins=bins, range=(0.0, 1.0), color="tab:blue")
+    axis.set_yscale("log")
+    axis.set_title(f"Pixel intensities of {len(values) // (IMAGE_SIZE * IMAGE_SIZE):,} images")
+    axis.set_xlabel("pixel intensity after scaling to [0, 1]")
+    axis.set_ylabel("number of pixels (log scale)")
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def plot_class_balance(y_train, y_test) -> Figure:
+    """Bar chart of how many training and test images each digit has."""
+    figure = Figure(figsize=(8, 3.6), layout="constrained")
+    axis = figure.subplots()
+    digits = np.arange(10)
+    for offset, (labels, name) in zip((-0.2, 0.2), ((y_train, "train"), (y_test, "test"))):
+        counts = np.bincount(np.asarray(labels, dtype="int64"), minlength=10)
+        axis.bar(digits + offset, counts, width=0.4, label=f"{name} ({counts.sum():,} images)")
+    axis.set_xticks(digits)
+    axis.set_title("Images per digit class")
+    axis.set_xlabel("digit")
+    axis.set_ylabel("number of images")
+    axis.legend()
+    return figure

@@ -39,3 +39,10 @@ def test_fast_and_full_artifacts_never_share_a_folder(monkeypatch, tmp_path):
     monkeypatch.setenv("VAE_LAB_ARTIFACTS", str(tmp_path))
     assert artifacts_dir("fast") == tmp_path / "fast"
     assert artifacts_dir("full") == tmp_path / "full"
+
+
+def test_retrain_switch(monkeypatch):
+    monkeypatch.delenv("VAE_LAB_RETRAIN", raising=False)
+    assert not get_run_config("full").retrain
+    monkeypatch.setenv("VAE_LAB_RETRAIN", "1")
+    assert get_run_config("fast").retrain

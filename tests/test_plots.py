@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from lab_utils.plots import plot_loss_curves, show_reconstructions
+from lab_utils.plots import (
+    plot_class_balance,
+    plot_loss_curves,
+    plot_pixel_histogram,
+    show_digits_per_class,
+    show_reconstructions,
+)
 
 HISTORY = {
     "loss": [200.0, 170.0, 160.0],
@@ -63,3 +69,30 @@ def test_reconstruction_grid_errors_name_the_problem():
         show_reconstructions(np.zeros((3, 10)), np.zeros((3, 784)))
     with pytest.raises(ValueError, match="3 originals but 2 reconstructions"):
         show_reconstructions(np.zeros((3, 784)), np.zeros((2, 784)))
+
+
+def test_digits_per_class_shows_one_labelled_row_per_digit():
+    labels = np.tile(np.arange(10), 4)
+    images = np.repeat(labels[:, None] / 10.0, 784, axis=1)
+    figure = show_digits_per_class(images, labels, per_class=3)
+    axes = np.asarray(figure.axes).reshape(10, 3)
+    assert [axes[d, 0].get_ylabel() for d in range(10)] == [f"digit {d}" for d in range(10)]
+    assert axes[7, 2].get_images()[0].get_array().mean() == pytest.approx(0.7)
+    with pytest.raises(ValueError, match="only 4 images of digit 0"):
+        show_digits_per_class(images, labels, per_class=5)
+
+
+def test_pixel_histogram_counts_every_pixel():
+    images = np.zeros((3, 784))
+    images[0, :10] = 1.0
+    axis = plot_pixel_histogram(images).axes[0]
+    heights = [patch.get_height() for patch in axis.patches]
+    assert sum(heights) == 3 * 784 and heights[0] == 3 * 784 - 10 and heights[-1] == 10
+    assert axis.get_xlabel() and axis.get_ylabel() and "3 images" in axis.get_title()
+
+
+def test_class_balance_bars_match_the_counts():
+    axis = plot_class_balance(np.array([0, 0, 1, 9]), np.array([1])).axes[0]
+    heights = [patch.get_height() for patch in axis.patches]
+    assert heights[:10] == [2, 1, 0, 0, 0, 0, 0, 0, 0, 1] and heights[10:] == [0, 1] + [0] * 8
+    assert axis.get_xlabel() == "digit" and axis.get_ylabel() == "number of images"

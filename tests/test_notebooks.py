@@ -1,0 +1,64 @@
+"""The committed notebooks: the write-up's sections, no errors, checked outputs, outputs from a full run.
+
+nbval executes each notebook in fast mode (see pyproject.toml's addopts); these tests read
+the committed files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9]*.ipynb"))
+SECTIONS = ("Aim", "Objectives", "Algorithm", "Pseudocode", "Code", "Observations", "Conclusion", "Result")
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
+
+
+def test_the_lab_notebooks_are_there():
+    assert [path.name for path in NOTEBOOKS][:2] == ["01_mnist_data.ipynb", "02_vae_lab.ipynb"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_has_the_write_up_sections_in_order(path):
+    headings = [
+        line[3:].strip()
+        for cell in _cells(path)
+        if cell["cell_type"] == "markdown"
+        for line in _source(cell).splitlines()
+        if line.startswith("## ")
+    ]
+    assert [heading for heading in headings if heading in SECTIONS] == list(SECTIONS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_committed_outputs_are_complete_and_error_free(path):
+    code = [cell for cell in _cells(path) if cell["cell_type"] == "code"]
+    assert all(cell["execution_count"] for cell in code), "every code cell must have been run"
+    counts = [cell["execution_count"] for cell in code]
+    assert counts == list(range(1, len(code) + 1)), "cells must come from one top-to-bottom run"
+    outputs = [output for cell in code for output in cell["outputs"]]
+    assert not [output for output in outputs if output["output_type"] == "error"]
+    stderr = [output["text"] for output in outputs if output.get("name") == "stderr"]
+    assert not stderr, f"stderr in committed outputs: {stderr[:1]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_checked_cells_have_outputs_to_compare(path):
+    checked = [cell for cell in _cells(path) if _source(cell).startswith("# NBVAL_CHECK_OUTPUT")]
+    assert len(checked) >= 2
+    assert all(cell["outputs"] for cell in checked)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_committed_outputs_come_from_a_full_mode_run(path):
+    text = json.dumps([cell.get("outputs", []) for cell in _cells(path)])
+    assert "mode='fast'" not in text and "run mode: fast" not in text and "mode **fast**" not in text
