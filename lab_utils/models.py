@@ -150,14 +150,26 @@ def build_vae(
     beta: float = 1.0,
     learning_rate: float = 1e-3,
     seed: int | None = None,
+    jit_compile: bool = True,
+    steps_per_execution: int = 64,
 ) -> VAE:
-    """Return a compiled VAE (Adam) with the given sizes; (512,) and latent 2 is the lab's model."""
+    """Return a compiled VAE (Adam) with the given sizes; (512,) and latent 2 is the lab's model.
+
+    It trains with a plain `fit`, made fast on a CPU by two `compile` options: XLA
+    compilation of the train and test steps (`jit_compile`, which Keras' "auto" leaves off
+    on CPU), and `steps_per_execution` steps per call into TensorFlow, which removes most of
+    the per-batch Python overhead (logs and callbacks then see every 64th batch).
+    """
     vae = VAE(
         build_encoder(latent_dim, hidden_units, seed=seed),
         build_decoder(latent_dim, hidden_units),
         beta=beta,
         name="vae",
     )
-    vae.compile(optimizer=keras.optimizers.Adam(learning_rate=learning_rate))
+    vae.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        jit_compile=jit_compile,
+        steps_per_execution=steps_per_execution,
+    )
     vae.build((None, N_PIXELS))
     return vae

@@ -23,3 +23,14 @@ def test_one_epoch_on_2000_images_logs_a_real_val_loss(real_mnist):
     # an untrained model is at about 784 * log 2 = 543 nats; one epoch must beat it
     assert logs["val_loss"] < 543
     assert np.isfinite(list(logs.values())).all()
+
+
+def test_fast_default_path_learns_like_plain_fit(real_mnist):
+    (x_train, _), (x_test, _) = real_mnist
+    final = {}
+    for name, options in {"plain": {"jit_compile": False, "steps_per_execution": 1}, "fast": {}}.items():
+        set_seed(1)
+        vae = build_vae(latent_dim=2, hidden_units=(512,), **options)
+        history = train_vae(vae, x_train[:6000], x_test[:2000], epochs=3, seed=1, verbose=0)
+        final[name] = history.history["val_loss"][-1]
+    assert final["fast"] == pytest.approx(final["plain"], rel=0.02)
