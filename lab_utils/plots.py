@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from statistics import NormalDist
 
+import keras
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -155,3 +158,97 @@ def plot_class_balance(y_train, y_test) -> Figure:
     axis.set_ylabel("number of images")
     axis.legend()
     return figure
+
+
+def decode(decoder, z) -> np.ndarray:
+    """Decode latent codes `z` (n, latent_dim) in one batched call; returns (n, 28, 28) images."""
+    z = np.asarray(z, dtype="float32")
+    latent_dim = decoder.inputs[0].shape[-1]
+    if z.ndim != 2 or z.shape[1] != latent_dim:
+        raise ValueError(f"z has shape {z.shape}; this decoder takes codes of shape (n, {latent_dim}).")
+    pixels = keras.ops.convert_to_numpy(decoder(z, training=False))
+    return pixels.reshape(len(z), IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _image_grid(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
+    """Tile (rows * columns, 28, 28) images into one (rows * 28, columns * 28) picture."""
+    return (
+        images.reshape(rows, columns, IMAGE_SIZE, IMAGE_SIZE)
+        .swapaxes(1, 2)
+        .reshape(rows * IMAGE_SIZE, columns * IMAGE_SIZE)
+    )
+
+
+def show_prior_samples(decoder, rows: int = 6, columns: int = 12, seed: int = 0) -> Figure:
+    """Decode rows x columns codes drawn from the prior z ~ N(0, I): new digits the model makes up."""
+    latent_dim = decoder.inputs[0].shape[-1]
+    z = np.random.default_rng(seed).standard_normal((rows * columns, latent_dim))
+    figure = Figure(figsize=(columns * 0.8, rows * 0.8 + 0.5), layout="constrained")
+    axis = figure.subplots()
+    axis.imshow(_image_grid(decode(decoder, z), rows, columns), cmap="gray_r", vmin=0, vmax=1)
+    axis.set_xticks([])
+    axis.set_yticks([])
+    axis.set_title(f"{rows * columns} new digits decoded from z ~ N(0, I) (latent dimension {latent_dim})")
+    return figure
+
+
+def plot_latent_manifold(decoder, n: int = 20, quantile_range: tuple[float, float] = (0.05, 0.95)) -> Figure:
+    """Decode an n x n grid of 2-D codes at evenly spaced Normal quantiles, in one batched call."""
+    if decoder.inputs[0].shape[-1] != 2:
+        raise ValueError("plot_latent_manifold needs a decoder with a 2-D latent space (latent_dim=2).")
+    low, high = quantile_range
+    if not 0 < low < high < 1:
+        raise ValueError(f"quantile_range={quantile_range} must satisfy 0 < low < high < 1.")
+    normal = NormalDist()
+    values = np.array([normal.inv_cdf(q) for q in np.linspace(low, high, n)], dtype="float32")
+    z1, z2 = np.meshgrid(values, values[::-1])  # z2 grows upwards, like the y axis
+    images = decode(decoder, np.column_stack([z1.ravel(), z2.ravel()]))
+    figure = Figure(figsize=(8, 8), layout="constrained")
+    axis = figure.subplots()
+    extent = (values[0], values[-1], values[0], values[-1])
+    axis.imshow(_image_grid(images, n, n), cmap="gray_r", vmin=0, vmax=1, extent=extent)
+    axis.set_xlabel("z[0]")
+    axis.set_ylabel("z[1]")
+    axis.set_title(f"The learned 2-D manifold: decoded codes at Normal quantiles {low:.2f}–{high:.2f}")
+    return figure
+
+
+def plot_latent_scatter(z_mean, labels, title: str = "Test images in latent space (z_mean)") -> Figure:
+    """Scatter the first two latent coordinates of encoded images, coloured by digit, with a legend."""
+    z_mean, labels = np.asarray(z_mean), np.asarray(labels)
+    if z_mean.ndim != 2 or z_mean.shape[1] < 2 or len(z_mean) != len(labels):
+        raise ValueError(
+            f"z_mean has shape {z_mean.shape} and labels {labels.shape}; expected (n, >=2) and (n,)."
+        )
+    figure = Figure(figsize=(7, 6), layout="constrained")
+    axis = figure.subplots()
+    colours = matplotlib.colormaps["tab10"]
+    for digit in range(10):
+        points = z_mean[labels == digit]
+        axis.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color=colours(digit), label=str(digit))
+    axis.legend(title="digit", markerscale=4, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    axis.set_xlabel("z[0]")
+    axis.set_ylabel("z[1]")
+    axis.set_title(title)
+    axis.grid(alpha=0.3)
+    return figure
+
+
+def plot_interpolation(decoder, z_start, z_end, steps: int = 10, endpoints=None) -> Figure:
+    """Decode `steps` codes on the line from z_start to z_end, framed by the two originals if given."""
+    if steps < 2:
+        raise ValueError(f"steps={steps} must be at least 2.")
+    z_start, z_end = np.asarray(z_start, "float32").ravel(), np.asarray(z_end, "float32").ravel()
+    weights = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
+    images = decode(decoder, (1 - weights) * z_start + weights * z_end)
+    column_labels = [f"t={w:.2f}" for w in weights.ravel()]
+    if endpoints is not None:
+        first, last = _as_images(endpoints, "endpoints")
+        images = np.concatenate([first[None], images, last[None]])
+        column_labels = ["original A", *column_labels, "original B"]
+    return show_image_rows(
+        [images],
+        ["A → B"],
+        title="Interpolation in latent space: z = (1 − t)·z_A + t·z_B",
+        column_labels=column_labels,
+    )

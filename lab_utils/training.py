@@ -11,7 +11,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from lab_utils.config import RunConfig, artifacts_dir
 from lab_utils.data import N_PIXELS, make_dataset
+from lab_utils.models import build_vae
 
 BACKUP_FOLDER = "backup"
 HISTORY_FILE = "history.csv"
@@ -169,3 +171,31 @@ def train_or_load(
     )
     print(f"Saved the trained model to {path}.")
     return model, history.history
+
+
+LAB_MODEL_FILE = "vae_lab.keras"
+
+
+def train_lab_model(
+    config: RunConfig, x_train, x_val=None, verbose: str | int = 2
+) -> tuple[keras.Model, dict]:
+    """Return the lab's VAE (Dense 512, latent 2) for `config`: loaded from artifacts/ if saved, else trained.
+
+    Notebook 02 trains it; the later notebooks call this too and get the same saved model.
+    """
+
+    def build():
+        return build_vae(latent_dim=2, hidden_units=(512,), learning_rate=1e-3, seed=config.seed)
+
+    return train_or_load(
+        build,
+        artifacts_dir(config.mode) / LAB_MODEL_FILE,
+        x_train[: config.train_size],
+        x_val,
+        settings={"model": "dense 512, latent 2", "train_size": len(x_train[: config.train_size])},
+        retrain=config.retrain,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=config.seed,
+        verbose=verbose,
+    )

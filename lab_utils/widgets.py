@@ -1,0 +1,317 @@
+"""ipywidgets explorers of a trained VAE: latent sliders, interpolation between two digits, reconstructions.
+
+Each explorer decodes with one compiled TensorFlow call per update (not `model.predict`,
+whose per-call set-up costs tens of milliseconds) and shows PNG images in `widgets.Image`.
+`update()` does the work of one slider move and returns what it drew, so it can be tested
+and timed without a browser.
+"""
+
+from __future__ import annotations
+
+import io
+
+import ipywidgets as widgets
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from PIL import Image, ImageDraw
+
+from lab_utils.data import IMAGE_SIZE, N_PIXELS
+from lab_utils.plots import plot_latent_scatter
+
+SCALE = 6  # each MNIST pixel becomes SCALE x SCALE screen pixels
+
+
+class CompiledDecoder:
+    """Decode latent codes with one compiled TensorFlow call; returns (n, 28, 28) arrays."""
+
+    def __init__(self, decoder):
+        import tensorflow as tf
+
+        self.latent_dim = int(decoder.inputs[0].shape[-1])
+        spec = tf.TensorSpec((None, self.latent_dim), tf.float32)
+        self._decode = tf.function(lambda z: decoder(z, training=False), input_signature=[spec])
+
+    def __call__(self, z) -> np.ndarray:
+        z = np.asarray(z, dtype="float32")
+        if z.ndim == 1:
+            z = z[None]
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"z has shape {z.shape}; this decoder takes codes of shape (n, {self.latent_dim})."
+            )
+        if not np.isfinite(z).all():
+            raise ValueError(f"z contains NaN or infinite values: {z}.")
+        return self._decode(z).numpy().reshape(len(z), IMAGE_SIZE, IMAGE_SIZE)
+
+
+def to_png(pixels: np.ndarray, scale: int = SCALE) -> bytes:
+    """Encode a grey image in [0, 1] (ink = 1) as PNG bytes, dark ink on white, scaled up."""
+    grey = np.asarray(np.round(255 * (1 - np.clip(pixels, 0, 1))), dtype=np.uint8)
+    picture = Image.fromarray(grey, mode="L")
+    picture = picture.resize((grey.shape[1] * scale, grey.shape[0] * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    picture.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def _check_images(images, name: str = "images") -> np.ndarray:
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3 and images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+        images = images.reshape(len(images), N_PIXELS)
+    if images.ndim != 2 or images.shape[1] != N_PIXELS or len(images) == 0:
+        raise ValueError(f"{name} has shape {images.shape}; expected (n, 784) or (n, 28, 28) with n >= 1.")
+    return images
+
+
+def _check_index(index, count: int, name: str = "index") -> int:
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < count:
+        raise ValueError(f"{name}={index!r} is out of range; pick an image index from 0 to {count - 1}.")
+    return int(index)
+
+
+def encode_means(encoder, images) -> tuple[np.ndarray, np.ndarray]:
+    """Return (z_mean, z_log_var) of `images` from the encoder, in batches."""
+    z_mean, z_log_var, _ = encoder.predict(_check_images(images), batch_size=1000, verbose=0)
+    return z_mean, z_log_var
+
+
+class _ScatterBackground:
+    """A latent scatter rendered once; a marker is drawn on a copy for every update."""
+
+    def __init__(self, z_mean, labels):
+        figure = plot_latent_scatter(z_mean, labels, title="Slider position (red) among the test codes")
+        figure.set_size_inches(5.0, 4.0)
+        figure.set_dpi(80)
+        canvas = FigureCanvasAgg(figure)
+        canvas.draw()
+        self.picture = Image.fromarray(np.asarray(canvas.buffer_rgba())[..., :3].copy())
+        self.axis = figure.axes[0]
+        self.height = self.picture.height
+
+    def png_with_marker(self, x: float, y: float) -> bytes:
+        column, row = self.axis.transData.transform((x, y))
+        row = self.height - row  # matplotlib counts pixels from the bottom
+        picture = self.picture.copy()
+        draw = ImageDraw.Draw(picture)
+        draw.ellipse((column - 6, row - 6, column + 6, row + 6), outline=(220, 0, 0), width=3)
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG", compress_level=1)
+        return buffer.getvalue()
+
+
+class LatentExplorer:
+    """A slider per latent dimension and the digit they decode to, updated as the sliders move.
+
+    For a 2-D latent space the slider position is also marked on the scatter of the
+    images' codes. For more dimensions, the first `n_sliders` dimensions get sliders and
+    the rest stay at the code of `images[anchor_index]`.
+    """
+
+    def __init__(
+        self,
+        decoder,
+        encoder=None,
+        images=None,
+        labels=None,
+        anchor_index: int = 0,
+        n_sliders: int = 4,
+        limit: float = 3.0,
+        step: float = 0.05,
+    ):
+        self.decode = CompiledDecoder(decoder)
+        latent_dim = self.decode.latent_dim
+        if limit <= 0 or step <= 0:
+            raise ValueError(f"limit={limit} and step={step} must both be positive.")
+        self.anchor = np.zeros(latent_dim, dtype="float32")
+        self.codes = None
+        if encoder is not None and images is not None:
+            images = _check_images(images)
+            self.codes, _ = encode_means(encoder, images)
+            self.anchor = self.codes[_check_index(anchor_index, len(images), "anchor_index")].copy()
+        n_sliders = latent_dim if latent_dim <= 2 else min(n_sliders, latent_dim)
+        self.sliders = [
+            widgets.FloatSlider(
+                value=float(np.clip(self.anchor[i], -limit, limit)),
+                min=-limit,
+                max=limit,
+                step=step,
+                description=f"z[{i}]",
+                continuous_update=True,
+                readout_format=".2f",
+            )
+            for i in range(n_sliders)
+        ]
+        self.image = widgets.Image(format="png", layout=widgets.Layout(width="168px", height="168px"))
+        self.scatter = None
+        self._background = None
+        if latent_dim == 2 and self.codes is not None and labels is not None:
+            self._background = _ScatterBackground(self.codes, labels)
+            self.scatter = widgets.Image(format="png")
+        held = "" if n_sliders == latent_dim else f" (z[{n_sliders}:] held at image {anchor_index}'s code)"
+        title = widgets.HTML(
+            f"<b>Latent explorer</b>: move the sliders to decode a point of the latent space{held}"
+        )
+        for slider in self.sliders:
+            slider.observe(self._on_slider, names="value")
+        panels = [widgets.VBox([*self.sliders, self.image])]
+        if self.scatter is not None:
+            panels.append(self.scatter)
+        self.widget = widgets.VBox([title, widgets.HBox(panels)])
+        self.current = self.update()
+
+    def code(self) -> np.ndarray:
+        """Return the latent code the sliders point at."""
+        z = self.anchor.copy()
+        z[: len(self.sliders)] = [slider.value for slider in self.sliders]
+        return z
+
+    def update(self, values=None) -> np.ndarray:
+        """Decode `values` (default: the sliders' values), refresh the images, return the decoded digit."""
+        if values is None:
+            z = self.code()
+        else:
+            z = np.asarray(values, dtype="float32")
+            if z.shape != (len(self.sliders),):
+                raise ValueError(
+                    f"values has shape {z.shape}; give one value per slider: ({len(self.sliders)},)."
+                )
+            z = np.concatenate([z, self.anchor[len(self.sliders) :]])
+        self.current = self.decode(z)[0]
+        self.image.value = to_png(self.current)
+        if self._background is not None:
+            self.scatter.value = self._background.png_with_marker(float(z[0]), float(z[1]))
+        return self.current
+
+    def _on_slider(self, change) -> None:
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class InterpolationExplorer:
+    """Two images A and B (by index, or by digit) and a slider t: decodes z = (1 − t)·z_A + t·z_B."""
+
+    def __init__(self, decoder, encoder, images, labels=None, start: int = 0, end: int = 1):
+        self.decode = CompiledDecoder(decoder)
+        self.images = _check_images(images)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.codes, _ = encode_means(encoder, self.images)
+        last = len(self.images) - 1
+        self.start = widgets.BoundedIntText(
+            value=_check_index(start, len(self.images), "start"), min=0, max=last
+        )
+        self.end = widgets.BoundedIntText(value=_check_index(end, len(self.images), "end"), min=0, max=last)
+        self.start.description, self.end.description = "image A", "image B"
+        self.t = widgets.FloatSlider(
+            value=0.5, min=0.0, max=1.0, step=0.02, description="t", readout_format=".2f"
+        )
+        self.strip = widgets.Image(format="png")
+        controls = [self.start, self.end]
+        if self.labels is not None:
+            self.start_digit = widgets.Dropdown(options=list(range(10)), value=None, description="A: digit")
+            self.end_digit = widgets.Dropdown(options=list(range(10)), value=None, description="B: digit")
+            self.start_digit.observe(lambda change: self.pick_digit("start", change["new"]), names="value")
+            self.end_digit.observe(lambda change: self.pick_digit("end", change["new"]), names="value")
+            controls = [
+                widgets.VBox([self.start, self.start_digit]),
+                widgets.VBox([self.end, self.end_digit]),
+            ]
+        for control in (self.start, self.end, self.t):
+            control.observe(self._on_change, names="value")
+        caption = widgets.HTML("<b>Interpolation explorer</b>: image A | decoded z at t | image B")
+        self.widget = widgets.VBox([caption, widgets.HBox(controls), self.t, self.strip])
+        self.current = self.update()
+
+    def pick_digit(self, which: str, digit) -> None:
+        """Point end `which` ('start' or 'end') at the first image of `digit` (after the current one)."""
+        if digit is None:
+            return
+        if self.labels is None:
+            raise ValueError("pick_digit needs labels; pass labels= to InterpolationExplorer.")
+        if which not in ("start", "end"):
+            raise ValueError(f"which={which!r} must be 'start' or 'end'.")
+        matches = np.flatnonzero(self.labels == digit)
+        if len(matches) == 0:
+            raise ValueError(f"no image with label {digit!r}; labels run from 0 to 9.")
+        current = getattr(self, which).value
+        later = matches[matches > current]
+        getattr(self, which).value = int(later[0] if len(later) else matches[0])
+
+    def update(self, t: float | None = None) -> np.ndarray:
+        """Decode the code at `t` (default: the slider) between images A and B; return the decoded digit."""
+        t = self.t.value if t is None else t
+        if not 0.0 <= t <= 1.0:
+            raise ValueError(
+                f"t={t!r} is out of range; interpolation runs from t=0 (image A) to t=1 (image B)."
+            )
+        a, b = self.start.value, self.end.value
+        z = (1 - t) * self.codes[a] + t * self.codes[b]
+        self.current = self.decode(z)[0]
+        strip = np.concatenate(
+            [
+                self.images[a].reshape(IMAGE_SIZE, IMAGE_SIZE),
+                self.current,
+                self.images[b].reshape(IMAGE_SIZE, IMAGE_SIZE),
+            ],
+            axis=1,
+        )
+        self.strip.value = to_png(strip)
+        return self.current
+
+    def _on_change(self, change) -> None:
+        self.update()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
+class ReconstructionBrowser:
+    """An index slider over images: the original, its reconstruction, z_mean and the two loss terms."""
+
+    def __init__(self, encoder, decoder, images, labels=None):
+        self.decode = CompiledDecoder(decoder)
+        self.images = _check_images(images)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.codes, self.log_variances = encode_means(encoder, self.images)
+        self.index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image")
+        self.pair = widgets.Image(format="png")
+        self.facts = widgets.HTML()
+        self.index.observe(lambda change: self.update(), names="value")
+        caption = widgets.HTML(
+            "<b>Reconstruction browser</b>: original (left) and reconstruction from z_mean"
+        )
+        self.widget = widgets.VBox([caption, self.index, widgets.HBox([self.pair, self.facts])])
+        self.update()
+
+    def update(self, index: int | None = None) -> dict:
+        """Show image `index` (default: the slider's) and return its reconstruction and figures."""
+        index = self.index.value if index is None else _check_index(index, len(self.images))
+        original = self.images[index]
+        reconstruction = self.decode(self.codes[index])[0]
+        probabilities = np.clip(reconstruction.ravel(), 1e-7, 1 - 1e-7)
+        bce = -(original * np.log(probabilities) + (1 - original) * np.log(1 - probabilities)).sum()
+        z_mean, z_log_var = self.codes[index], self.log_variances[index]
+        kl = 0.5 * float(np.sum(np.exp(z_log_var) + z_mean**2 - 1 - z_log_var))
+        result = {
+            "index": index,
+            "label": None if self.labels is None else int(self.labels[index]),
+            "reconstruction": reconstruction,
+            "z_mean": z_mean,
+            "reconstruction_loss": float(bce),
+            "kl_loss": kl,
+        }
+        self.pair.value = to_png(
+            np.concatenate([original.reshape(IMAGE_SIZE, IMAGE_SIZE), reconstruction], axis=1)
+        )
+        shown_code = ", ".join(f"{value:.2f}" for value in z_mean[:8]) + (", …" if len(z_mean) > 8 else "")
+        label = "" if result["label"] is None else f"digit {result['label']}<br>"
+        self.facts.value = (
+            f"<div style='padding-left:1em'>{label}z_mean = ({shown_code})<br>"
+            f"reconstruction loss: {bce:.1f} nats<br>KL: {kl:.2f} nats<br>"
+            f"negative ELBO (at z_mean): {bce + kl:.1f} nats</div>"
+        )
+        return result
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
