@@ -169,6 +169,27 @@ def load_mnist(path: str | os.PathLike | None = None, flatten: bool = True, veri
     return _normalise(*train, flatten), _normalise(*test, flatten)
 
 
+def check_images(images, name: str = "images") -> np.ndarray:
+    """Return `images` as float32 (n, 784) after checking their shape and range; (n, 28, 28) is flattened."""
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3 and images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
+        images = images.reshape(len(images), N_PIXELS)
+    if images.ndim != 2 or images.shape[1] != N_PIXELS:
+        raise ValueError(
+            f"{name} has shape {images.shape}; expected images of shape (n, {N_PIXELS}) or (n, 28, 28), "
+            "as load_mnist() returns them."
+        )
+    if len(images) == 0:
+        raise ValueError(f"{name} is empty; pass at least one image.")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise ValueError(
+            f"{name} has pixel values in [{low}, {high}]; scale them to [0, 1] (divide uint8 images "
+            "by 255) for the Bernoulli decoder."
+        )
+    return images
+
+
 def make_dataset(
     images: np.ndarray,
     batch_size: int = 256,

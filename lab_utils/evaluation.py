@@ -3,6 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import layers
+
+from lab_utils.data import IMAGE_SIZE, N_PIXELS, check_images
+from lab_utils.losses import reconstruction_loss
 
 TERMS = (
     ("loss", "negative ELBO (total)"),
@@ -29,3 +37,152 @@ def loss_table(history) -> str:
         escaped = label.replace("|", "\\|")  # a bare | would split the Markdown cell
         rows.append(f"| {escaped} | {last[key]:.2f} | {shown} |")
     return "\n".join(rows)
+
+
+def test_elbo(vae, images, batch_size: int = 1000) -> dict[str, float]:
+    """Return the negative ELBO and its two terms on `images`, in nats per image (one z sample each)."""
+    result = vae.evaluate(check_images(images), batch_size=batch_size, verbose=0, return_dict=True)
+    return {key: float(result[key]) for key in ("loss", "reconstruction_loss", "kl_loss")}
+
+
+def importance_log_likelihood(
+    encoder, decoder, images, samples: int = 1000, images_per_batch: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Estimate log p(x) per image with the importance-weighted (IWAE) bound over `samples` codes.
+
+    log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, with z_k ~ q(z|x).
+    It is a lower bound that tightens as K grows; with K = 1 it is the ELBO. Pixels are
+    treated as Bernoulli probabilities, as in the training loss, so this is the log-likelihood
+    of the same model the loss describes. Returns one value (nats) per image.
+    """
+    import tensorflow as tf
+
+    images = check_images(images)
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples={samples!r} must be a positive integer (K=1000 is the usual choice).")
+    latent_dim = int(decoder.inputs[0].shape[-1])
+    per_batch = images_per_batch or max(1, 20_000 // samples)
+    log_2pi = float(np.log(2 * np.pi))
+
+    @tf.function(jit_compile=True)
+    def log_weights(x, epsilon):
+        z_mean, z_log_var, _ = encoder(x, training=False)
+        z = z_mean[None] + tf.exp(0.5 * z_log_var)[None] * epsilon  # (K, B, d)
+        flat = tf.reshape(z, (-1, latent_dim))
+        probabilities = decoder(flat, training=False)
+        repeated = tf.reshape(tf.broadcast_to(x[None], (samples, *x.shape)), (-1, x.shape[-1]))
+        log_px_given_z = -tf.reshape(reconstruction_loss(repeated, probabilities), (samples, -1))
+        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
+        log_qz = -0.5 * tf.reduce_sum(tf.square(epsilon) + log_2pi + z_log_var[None], axis=-1)
+        return tf.reduce_logsumexp(log_px_given_z + log_pz - log_qz, axis=0) - np.log(samples)
+
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for start in range(0, len(images), per_batch):
+        batch = images[start : start + per_batch]
+        if len(batch) < per_batch:  # keep one compiled shape: pad, then drop the padding
+            batch = np.concatenate([batch, np.repeat(batch[-1:], per_batch - len(batch), axis=0)])
+        epsilon = rng.standard_normal((samples, per_batch, latent_dim), dtype=np.float32)
+        estimates.append(log_weights(tf.constant(batch), tf.constant(epsilon)).numpy())
+    return np.concatenate(estimates)[: len(images)]
+
+
+def reconstruction_error_per_digit(vae, images, labels) -> dict[int, float]:
+    """Mean reconstruction loss (nats per image, reconstructing from z_mean) of each digit class."""
+    images, labels = check_images(images), np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
+    reconstructions = vae.predict(images, batch_size=1000, verbose=0)
+    losses = np.asarray(reconstruction_loss(images, reconstructions))
+    return {digit: float(losses[labels == digit].mean()) for digit in range(10) if np.any(labels == digit)}
+
+
+def build_classifier(seed: int | None = None) -> keras.Model:
+    """Return a small compiled CNN that classifies 784-pixel MNIST images (softmax over 10 digits)."""
+    inputs = keras.Input(shape=(N_PIXELS,), name="image")
+    x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1))(inputs)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dropout(0.25, seed=seed)(x)
+    x = layers.Flatten()(x)
+    features = layers.Dense(128, activation="relu", name="features")(x)
+    x = layers.Dropout(0.5, seed=seed)(features)
+    outputs = layers.Dense(10, activation="softmax", name="digit")(x)
+    model = keras.Model(inputs, outputs, name="digit_classifier")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
+    return model
+
+
+def train_or_load_classifier(path, x_train, y_train, x_test, y_test, epochs: int = 3, seed: int = 0):
+    """Return (classifier, test accuracy): loaded from `path` if saved there, else trained and saved."""
+    path = Path(path)
+    if path.is_file():
+        classifier = keras.models.load_model(path, safe_mode=True)
+    else:
+        keras.utils.set_random_seed(seed)
+        classifier = build_classifier(seed)
+        classifier.fit(check_images(x_train), np.asarray(y_train), epochs=epochs, batch_size=128, verbose=0)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.stem}.partial.keras")
+        classifier.save(temporary)
+        temporary.replace(path)
+    _, accuracy = classifier.evaluate(check_images(x_test), np.asarray(y_test), batch_size=1000, verbose=0)
+    return classifier, float(accuracy)
+
+
+def judge_samples(classifier, images) -> dict:
+    """Classify generated images: how many of each digit, and how confident the classifier is."""
+    probabilities = classifier.predict(check_images(images), batch_size=1000, verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    return {
+        "digit_counts": np.bincount(predicted, minlength=10),
+        "mean_confidence": float(probabilities.max(axis=1).mean()),
+    }
+
+
+def classifier_features(classifier, images) -> np.ndarray:
+    """The classifier's 128-unit feature layer for `images` (the space the Fréchet distance uses)."""
+    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+    return extractor.predict(check_images(images), batch_size=1000, verbose=0)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (the FID formula, any features).
+
+    d² = |μ_a − μ_b|² + tr(Σ_a + Σ_b − 2 (Σ_a^½ Σ_b Σ_a^½)^½), computed with symmetric
+    eigendecompositions.
+    """
+    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(
+            f"need two (n, d) feature arrays with the same d and n >= 2; got {a.shape} and {b.shape}."
+        )
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_term = np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(middle, 0, None)).sum()
+    return float(np.sum((mean_a - mean_b) ** 2) + trace_term)
+
+
+def nearest_training_images(samples, train_images, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """For each sample, the index of the closest training image (Euclidean, pixels) and that distance."""
+    samples, train_images = check_images(samples, "samples"), check_images(train_images, "train_images")
+    train_norms = np.einsum("ij,ij->i", train_images, train_images)
+    indices, distances = [], []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        squared = (
+            np.einsum("ij,ij->i", chunk, chunk)[:, None] - 2 * chunk @ train_images.T + train_norms[None]
+        )
+        best = squared.argmin(axis=1)
+        indices.append(best)
+        distances.append(np.sqrt(np.clip(squared[np.arange(len(chunk)), best], 0, None)))
+    return np.concatenate(indices), np.concatenate(distances)

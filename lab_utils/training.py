@@ -9,10 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from lab_utils.config import RunConfig, artifacts_dir
-from lab_utils.data import N_PIXELS, make_dataset
+from lab_utils.data import check_images, make_dataset
 from lab_utils.models import build_vae
 
 BACKUP_FOLDER = "backup"
@@ -24,23 +23,6 @@ def set_seed(seed: int) -> None:
     if not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed={seed!r} must be a non-negative integer, e.g. 42.")
     keras.utils.set_random_seed(seed)
-
-
-def _check_images(images, name: str) -> np.ndarray:
-    images = np.asarray(images)
-    if images.ndim != 2 or images.shape[1] != N_PIXELS:
-        raise ValueError(
-            f"{name} has shape {images.shape}; the VAE expects flattened images of shape "
-            f"(n, {N_PIXELS}). Load them with load_mnist(flatten=True)."
-        )
-    if len(images) == 0:
-        raise ValueError(f"{name} is empty; pass at least one image.")
-    if images.min() < 0 or images.max() > 1:
-        raise ValueError(
-            f"{name} has pixel values in [{images.min()}, {images.max()}]; scale them to [0, 1] "
-            "(divide uint8 images by 255) for the Bernoulli decoder."
-        )
-    return images.astype("float32", copy=False)
 
 
 def _read_history(path: Path) -> tuple[list[int], dict[str, list[float]]]:
@@ -80,11 +62,11 @@ def train_vae(
         raise ValueError(f"epochs={epochs!r} must be a positive integer.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer, e.g. 256.")
-    x_train = _check_images(x_train, "x_train")
+    x_train = check_images(x_train, "x_train")
     train_data = make_dataset(x_train, batch_size, shuffle=True, seed=seed)
     val_data = None
     if x_val is not None:
-        val_data = make_dataset(_check_images(x_val, "x_val"), batch_size, shuffle=False)
+        val_data = make_dataset(check_images(x_val, "x_val"), batch_size, shuffle=False)
 
     callbacks = list(callbacks)
     history_path = None

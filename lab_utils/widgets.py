@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, ImageDraw
 
-from lab_utils.data import IMAGE_SIZE, N_PIXELS
+from lab_utils.data import IMAGE_SIZE, check_images
 from lab_utils.plots import plot_latent_scatter
 
 SCALE = 6  # each MNIST pixel becomes SCALE x SCALE screen pixels
@@ -54,15 +54,6 @@ def to_png(pixels: np.ndarray, scale: int = SCALE) -> bytes:
     return buffer.getvalue()
 
 
-def _check_images(images, name: str = "images") -> np.ndarray:
-    images = np.asarray(images, dtype="float32")
-    if images.ndim == 3 and images.shape[1:] == (IMAGE_SIZE, IMAGE_SIZE):
-        images = images.reshape(len(images), N_PIXELS)
-    if images.ndim != 2 or images.shape[1] != N_PIXELS or len(images) == 0:
-        raise ValueError(f"{name} has shape {images.shape}; expected (n, 784) or (n, 28, 28) with n >= 1.")
-    return images
-
-
 def _check_index(index, count: int, name: str = "index") -> int:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < count:
         raise ValueError(f"{name}={index!r} is out of range; pick an image index from 0 to {count - 1}.")
@@ -71,7 +62,7 @@ def _check_index(index, count: int, name: str = "index") -> int:
 
 def encode_means(encoder, images) -> tuple[np.ndarray, np.ndarray]:
     """Return (z_mean, z_log_var) of `images` from the encoder, in batches."""
-    z_mean, z_log_var, _ = encoder.predict(_check_images(images), batch_size=1000, verbose=0)
+    z_mean, z_log_var, _ = encoder.predict(check_images(images), batch_size=1000, verbose=0)
     return z_mean, z_log_var
 
 
@@ -104,7 +95,8 @@ class LatentExplorer:
 
     For a 2-D latent space the slider position is also marked on the scatter of the
     images' codes. For more dimensions, the first `n_sliders` dimensions get sliders and
-    the rest stay at the code of `images[anchor_index]`.
+    the rest stay at the code of `images[anchor_index]`. The sliders run over ±`limit`
+    (default: wide enough for 99.5 % of the images' codes, at least ±3).
     """
 
     def __init__(
@@ -115,19 +107,22 @@ class LatentExplorer:
         labels=None,
         anchor_index: int = 0,
         n_sliders: int = 4,
-        limit: float = 3.0,
+        limit: float | None = None,
         step: float = 0.05,
     ):
         self.decode = CompiledDecoder(decoder)
         latent_dim = self.decode.latent_dim
-        if limit <= 0 or step <= 0:
-            raise ValueError(f"limit={limit} and step={step} must both be positive.")
         self.anchor = np.zeros(latent_dim, dtype="float32")
         self.codes = None
         if encoder is not None and images is not None:
-            images = _check_images(images)
+            images = check_images(images)
             self.codes, _ = encode_means(encoder, images)
             self.anchor = self.codes[_check_index(anchor_index, len(images), "anchor_index")].copy()
+        if limit is None:  # reach the codes the images use, and at least 3 prior standard deviations
+            spread = 0.0 if self.codes is None else float(np.percentile(np.abs(self.codes), 99.5))
+            limit = max(3.0, float(np.ceil(spread * 2) / 2))
+        if limit <= 0 or step <= 0:
+            raise ValueError(f"limit={limit} and step={step} must both be positive.")
         n_sliders = latent_dim if latent_dim <= 2 else min(n_sliders, latent_dim)
         self.sliders = [
             widgets.FloatSlider(
@@ -194,7 +189,7 @@ class InterpolationExplorer:
 
     def __init__(self, decoder, encoder, images, labels=None, start: int = 0, end: int = 1):
         self.decode = CompiledDecoder(decoder)
-        self.images = _check_images(images)
+        self.images = check_images(images)
         self.labels = None if labels is None else np.asarray(labels)
         self.codes, _ = encode_means(encoder, self.images)
         last = len(self.images) - 1
@@ -271,7 +266,7 @@ class ReconstructionBrowser:
 
     def __init__(self, encoder, decoder, images, labels=None):
         self.decode = CompiledDecoder(decoder)
-        self.images = _check_images(images)
+        self.images = check_images(images)
         self.labels = None if labels is None else np.asarray(labels)
         self.codes, self.log_variances = encode_means(encoder, self.images)
         self.index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image")

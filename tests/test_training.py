@@ -45,7 +45,7 @@ def test_train_vae_returns_history_with_validation_terms(random_images):
 @pytest.mark.parametrize(
     ("images", "message"),
     [
-        (np.zeros((10, 28, 28), "float32"), "shape \\(10, 28, 28\\)"),
+        (np.zeros((10, 28), "float32"), "shape \\(10, 28\\)"),
         (np.full((10, 784), 255.0, "float32"), "scale them to \\[0, 1\\]"),
         (np.zeros((0, 784), "float32"), "empty"),
     ],

@@ -125,3 +125,13 @@ def test_reconstruction_browser_shows_the_loss_terms_of_each_image(trained):
     assert f"{result['reconstruction_loss']:.1f} nats" in browser.facts.value
     with pytest.raises(ValueError, match="index=-1 is out of range"):
         browser.update(-1)
+
+
+def test_slider_range_reaches_the_codes_the_images_use(trained):
+    vae, images, labels = trained
+    explorer = LatentExplorer(vae.decoder, vae.encoder, images, labels)
+    reach = np.percentile(np.abs(explorer.codes), 99.5)
+    assert explorer.sliders[0].max >= max(3.0, reach) and explorer.sliders[0].min == -explorer.sliders[0].max
+    assert LatentExplorer(vae.decoder, limit=1.5).sliders[1].max == 1.5
+    with pytest.raises(ValueError, match="limit=-1"):
+        LatentExplorer(vae.decoder, limit=-1)
