@@ -39,39 +39,44 @@ def loss_table(history) -> str:
     return "\n".join(rows)
 
 
-def test_elbo(vae, images, batch_size: int = 1000) -> dict[str, float]:
+def evaluate_elbo(vae, images, batch_size: int = 1000) -> dict[str, float]:
     """Return the negative ELBO and its two terms on `images`, in nats per image (one z sample each)."""
     result = vae.evaluate(check_images(images), batch_size=batch_size, verbose=0, return_dict=True)
     return {key: float(result[key]) for key in ("loss", "reconstruction_loss", "kl_loss")}
 
 
 def importance_log_likelihood(
-    encoder, decoder, images, samples: int = 1000, images_per_batch: int | None = None, seed: int = 0
+    vae, images, labels=None, samples: int = 1000, images_per_batch: int | None = None, seed: int = 0
 ) -> np.ndarray:
     """Estimate log p(x) per image with the importance-weighted (IWAE) bound over `samples` codes.
 
     log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, with z_k ~ q(z|x).
     It is a lower bound that tightens as K grows; with K = 1 it is the ELBO. Pixels are
     treated as Bernoulli probabilities, as in the training loss, so this is the log-likelihood
-    of the same model the loss describes. Returns one value (nats) per image.
+    of the same model the loss describes. `labels` are needed by a ConditionalVAE (then it
+    is log p(x | y)). Returns one value (nats) per image.
     """
     import tensorflow as tf
 
     images = check_images(images)
     if not isinstance(samples, int) or samples < 1:
         raise ValueError(f"samples={samples!r} must be a positive integer (K=1000 is the usual choice).")
-    latent_dim = int(decoder.inputs[0].shape[-1])
+    labels = np.zeros(len(images), "int32") if labels is None else np.asarray(labels, "int32")
+    if len(labels) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
+    conditional = isinstance(vae.decoder.inputs, list) and len(vae.decoder.inputs) > 1
+    latent_dim = int(vae.decoder.inputs[0].shape[-1])
     per_batch = images_per_batch or max(1, 20_000 // samples)
     log_2pi = float(np.log(2 * np.pi))
 
     @tf.function(jit_compile=True)
-    def log_weights(x, epsilon):
-        z_mean, z_log_var, _ = encoder(x, training=False)
+    def log_weights(x, y, epsilon):
+        z_mean, z_log_var, _ = vae.encode(x, y if conditional else None)
         z = z_mean[None] + tf.exp(0.5 * z_log_var)[None] * epsilon  # (K, B, d)
-        flat = tf.reshape(z, (-1, latent_dim))
-        probabilities = decoder(flat, training=False)
-        repeated = tf.reshape(tf.broadcast_to(x[None], (samples, *x.shape)), (-1, x.shape[-1]))
-        log_px_given_z = -tf.reshape(reconstruction_loss(repeated, probabilities), (samples, -1))
+        repeated_y = tf.reshape(tf.broadcast_to(y[None], (samples, *y.shape)), (-1,))
+        probabilities = vae.decode(tf.reshape(z, (-1, latent_dim)), repeated_y if conditional else None)
+        repeated_x = tf.reshape(tf.broadcast_to(x[None], (samples, *x.shape)), (-1, x.shape[-1]))
+        log_px_given_z = -tf.reshape(reconstruction_loss(repeated_x, probabilities), (samples, -1))
         log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
         log_qz = -0.5 * tf.reduce_sum(tf.square(epsilon) + log_2pi + z_log_var[None], axis=-1)
         return tf.reduce_logsumexp(log_px_given_z + log_pz - log_qz, axis=0) - np.log(samples)
@@ -79,11 +84,12 @@ def importance_log_likelihood(
     rng = np.random.default_rng(seed)
     estimates = []
     for start in range(0, len(images), per_batch):
-        batch = images[start : start + per_batch]
-        if len(batch) < per_batch:  # keep one compiled shape: pad, then drop the padding
-            batch = np.concatenate([batch, np.repeat(batch[-1:], per_batch - len(batch), axis=0)])
+        x, y = images[start : start + per_batch], labels[start : start + per_batch]
+        if len(x) < per_batch:  # keep one compiled shape: pad, then drop the padding
+            x = np.concatenate([x, np.repeat(x[-1:], per_batch - len(x), axis=0)])
+            y = np.concatenate([y, np.repeat(y[-1:], per_batch - len(y))])
         epsilon = rng.standard_normal((samples, per_batch, latent_dim), dtype=np.float32)
-        estimates.append(log_weights(tf.constant(batch), tf.constant(epsilon)).numpy())
+        estimates.append(log_weights(tf.constant(x), tf.constant(y), tf.constant(epsilon)).numpy())
     return np.concatenate(estimates)[: len(images)]
 
 

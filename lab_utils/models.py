@@ -46,6 +46,13 @@ def _check_sizes(latent_dim: int, hidden_units: Sequence[int]) -> tuple[int, ...
     return units
 
 
+def _dense_stack(inputs, units: tuple[int, ...]):
+    hidden = inputs
+    for index, size in enumerate(units, start=1):
+        hidden = layers.Dense(size, activation="relu", name=f"hidden_{index}")(hidden)
+    return hidden
+
+
 def build_encoder(
     latent_dim: int = 2,
     hidden_units: Sequence[int] = (512,),
@@ -55,9 +62,7 @@ def build_encoder(
     """Return the encoder x -> (z_mean, z_log_var, z): ReLU Dense layers, two linear heads, Sampling."""
     units = _check_sizes(latent_dim, hidden_units)
     inputs = keras.Input(shape=(input_dim,), name="image")
-    hidden = inputs
-    for index, size in enumerate(units, start=1):
-        hidden = layers.Dense(size, activation="relu", name=f"hidden_{index}")(hidden)
+    hidden = _dense_stack(inputs, units)
     z_mean = layers.Dense(latent_dim, name="z_mean")(hidden)
     z_log_var = layers.Dense(latent_dim, name="z_log_var")(hidden)
     z = Sampling(seed=seed, name="z")([z_mean, z_log_var])
@@ -72,9 +77,7 @@ def build_decoder(
     """Return the decoder z -> pixel probabilities: the hidden sizes in reverse, then a sigmoid layer."""
     units = _check_sizes(latent_dim, hidden_units)
     inputs = keras.Input(shape=(latent_dim,), name="z")
-    hidden = inputs
-    for index, size in enumerate(reversed(units), start=1):
-        hidden = layers.Dense(size, activation="relu", name=f"hidden_{index}")(hidden)
+    hidden = _dense_stack(inputs, tuple(reversed(units)))
     outputs = layers.Dense(output_dim, activation="sigmoid", name="pixel_probabilities")(hidden)
     return keras.Model(inputs, outputs, name="decoder")
 
@@ -98,14 +101,23 @@ class VAE(keras.Model):
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
 
+    def encode(self, images, labels=None, training=False):
+        """Return (z_mean, z_log_var, z) for `images` (`labels` is used by ConditionalVAE only)."""
+        return self.encoder(images, training=training)
+
+    def decode(self, z, labels=None, training=False):
+        """Return the pixel probabilities for codes `z` (`labels` is used by ConditionalVAE only)."""
+        return self.decoder(z, training=training)
+
     def call(self, inputs, training=False):
         """Reconstruct images through the posterior mean (deterministic, for display and predict)."""
-        z_mean, _, _ = self.encoder(inputs, training=training)
-        return self.decoder(z_mean, training=training)
+        images, labels = inputs if isinstance(inputs, (tuple, list)) else (inputs, None)
+        z_mean, _, _ = self.encode(images, labels, training=training)
+        return self.decode(z_mean, labels, training=training)
 
-    def _compute_losses(self, images, training: bool):
-        z_mean, z_log_var, z = self.encoder(images, training=training)
-        reconstructions = self.decoder(z, training=training)
+    def _compute_losses(self, images, labels, training: bool):
+        z_mean, z_log_var, z = self.encode(images, labels, training=training)
+        reconstructions = self.decode(z, labels, training=training)
         return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta)
 
     def _record(self, loss, reconstruction, kl) -> dict:
@@ -117,16 +129,16 @@ class VAE(keras.Model):
     def train_step(self, data):
         import tensorflow as tf
 
-        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            loss, reconstruction, kl = self._compute_losses(images, training=True)
+            loss, reconstruction, kl = self._compute_losses(images, labels, training=True)
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._record(loss, reconstruction, kl)
 
     def test_step(self, data):
-        images, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._record(*self._compute_losses(images, training=False))
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return self._record(*self._compute_losses(images, labels, training=False))
 
     def get_config(self):
         return {
@@ -144,32 +156,127 @@ class VAE(keras.Model):
         return cls(encoder=encoder, decoder=decoder, **config)
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ConditionalVAE(VAE):
+    """A VAE whose encoder and decoder also see the digit label (one-hot), so it can draw a chosen digit.
+
+    Train it on (images, labels) pairs; its encoder takes [image, one-hot label] and its
+    decoder [z, one-hot label].
+    """
+
+    num_classes = 10
+
+    def _one_hot(self, labels):
+        if labels is None:
+            raise ValueError("a ConditionalVAE needs labels: pass (images, labels), e.g. fit((x, y)).")
+        return ops.one_hot(ops.cast(ops.reshape(labels, (-1,)), "int32"), self.num_classes)
+
+    def encode(self, images, labels=None, training=False):
+        return self.encoder([ops.convert_to_tensor(images), self._one_hot(labels)], training=training)
+
+    def decode(self, z, labels=None, training=False):
+        return self.decoder([ops.convert_to_tensor(z), self._one_hot(labels)], training=training)
+
+
+def build_conditional_encoder(
+    latent_dim: int = 2, hidden_units: Sequence[int] = (512,), num_classes: int = 10, seed: int | None = None
+) -> keras.Model:
+    """Return the encoder [x, one-hot y] -> (z_mean, z_log_var, z) of a conditional VAE."""
+    units = _check_sizes(latent_dim, hidden_units)
+    image = keras.Input(shape=(N_PIXELS,), name="image")
+    label = keras.Input(shape=(num_classes,), name="label")
+    hidden = _dense_stack(layers.Concatenate(name="image_and_label")([image, label]), units)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(hidden)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(hidden)
+    z = Sampling(seed=seed, name="z")([z_mean, z_log_var])
+    return keras.Model([image, label], [z_mean, z_log_var, z], name="encoder")
+
+
+def build_conditional_decoder(
+    latent_dim: int = 2, hidden_units: Sequence[int] = (512,), num_classes: int = 10
+) -> keras.Model:
+    """Return the decoder [z, one-hot y] -> pixel probabilities of a conditional VAE."""
+    units = _check_sizes(latent_dim, hidden_units)
+    z = keras.Input(shape=(latent_dim,), name="z")
+    label = keras.Input(shape=(num_classes,), name="label")
+    hidden = _dense_stack(layers.Concatenate(name="code_and_label")([z, label]), tuple(reversed(units)))
+    outputs = layers.Dense(N_PIXELS, activation="sigmoid", name="pixel_probabilities")(hidden)
+    return keras.Model([z, label], outputs, name="decoder")
+
+
+def build_conv_encoder(latent_dim: int = 2, filters: tuple[int, int] = (16, 32), seed: int | None = None):
+    """Return a convolutional encoder x (784) -> (z_mean, z_log_var, z): two stride-2 convolutions."""
+    _check_sizes(latent_dim, filters)
+    inputs = keras.Input(shape=(N_PIXELS,), name="image")
+    x = layers.Reshape((28, 28, 1))(inputs)
+    x = layers.Conv2D(filters[0], 3, strides=2, padding="same", activation="relu", name="conv_1")(x)
+    x = layers.Conv2D(filters[1], 3, strides=2, padding="same", activation="relu", name="conv_2")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(64, activation="relu", name="hidden_1")(x)
+    z_mean = layers.Dense(latent_dim, name="z_mean")(x)
+    z_log_var = layers.Dense(latent_dim, name="z_log_var")(x)
+    z = Sampling(seed=seed, name="z")([z_mean, z_log_var])
+    return keras.Model(inputs, [z_mean, z_log_var, z], name="encoder")
+
+
+def build_conv_decoder(latent_dim: int = 2, filters: tuple[int, int] = (16, 32)):
+    """Return a convolutional decoder z -> 784 pixel probabilities: two stride-2 transposed convolutions."""
+    _check_sizes(latent_dim, filters)
+    inputs = keras.Input(shape=(latent_dim,), name="z")
+    x = layers.Dense(7 * 7 * filters[1], activation="relu", name="hidden_1")(inputs)
+    x = layers.Reshape((7, 7, filters[1]))(x)
+    x = layers.Conv2DTranspose(filters[1], 3, strides=2, padding="same", activation="relu", name="deconv_1")(
+        x
+    )
+    x = layers.Conv2DTranspose(filters[0], 3, strides=2, padding="same", activation="relu", name="deconv_2")(
+        x
+    )
+    x = layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="pixels")(x)
+    outputs = layers.Reshape((N_PIXELS,), name="pixel_probabilities")(x)
+    return keras.Model(inputs, outputs, name="decoder")
+
+
 def build_vae(
     latent_dim: int = 2,
     hidden_units: Sequence[int] = (512,),
     beta: float = 1.0,
-    learning_rate: float = 1e-3,
+    learning_rate=1e-3,
     seed: int | None = None,
+    architecture: str = "dense",
     jit_compile: bool = True,
     steps_per_execution: int = 64,
 ) -> VAE:
-    """Return a compiled VAE (Adam) with the given sizes; (512,) and latent 2 is the lab's model.
+    """Return a compiled VAE (Adam); dense (512,) with latent 2 is the lab's model.
 
+    `architecture` is "dense" (the lab's), "conv" (convolutional encoder and decoder) or
+    "conditional" (a ConditionalVAE: dense, and both networks also see the digit label).
     It trains with a plain `fit`, made fast on a CPU by two `compile` options: XLA
     compilation of the train and test steps (`jit_compile`, which Keras' "auto" leaves off
     on CPU), and `steps_per_execution` steps per call into TensorFlow, which removes most of
     the per-batch Python overhead (logs and callbacks then see every 64th batch).
+    `learning_rate` may be a number or a Keras learning-rate schedule.
     """
-    vae = VAE(
-        build_encoder(latent_dim, hidden_units, seed=seed),
-        build_decoder(latent_dim, hidden_units),
-        beta=beta,
-        name="vae",
-    )
+    if architecture == "dense":
+        model_class = VAE
+        encoder = build_encoder(latent_dim, hidden_units, seed=seed)
+        decoder = build_decoder(latent_dim, hidden_units)
+    elif architecture == "conv":
+        model_class = VAE
+        encoder, decoder = build_conv_encoder(latent_dim, seed=seed), build_conv_decoder(latent_dim)
+    elif architecture == "conditional":
+        model_class = ConditionalVAE
+        encoder = build_conditional_encoder(latent_dim, hidden_units, seed=seed)
+        decoder = build_conditional_decoder(latent_dim, hidden_units)
+    else:
+        raise ValueError(f"architecture={architecture!r} is not one of 'dense', 'conv', 'conditional'.")
+    vae = model_class(encoder, decoder, beta=beta, name="vae")
     vae.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         jit_compile=jit_compile,
         steps_per_execution=steps_per_execution,
     )
-    vae.build((None, N_PIXELS))
+    if architecture != "conditional":
+        vae.build((None, N_PIXELS))
+    else:
+        vae([ops.zeros((1, N_PIXELS)), ops.zeros((1,), dtype="int32")])
     return vae

@@ -50,8 +50,12 @@ def train_vae(
     checkpoint_dir: str | os.PathLike | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
+    y_train=None,
+    y_val=None,
 ) -> keras.callbacks.History:
     """Fit `vae` on `x_train` (validating on `x_val`) and return the Keras History.
+
+    Labels (`y_train`, `y_val`) are needed only by a ConditionalVAE.
 
     With `checkpoint_dir`, the training state is backed up after every epoch
     (`keras.callbacks.BackupAndRestore`) and the per-epoch logs are appended to
@@ -63,10 +67,10 @@ def train_vae(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer, e.g. 256.")
     x_train = check_images(x_train, "x_train")
-    train_data = make_dataset(x_train, batch_size, shuffle=True, seed=seed)
+    train_data = make_dataset(x_train, batch_size, shuffle=True, seed=seed, labels=y_train)
     val_data = None
     if x_val is not None:
-        val_data = make_dataset(check_images(x_val, "x_val"), batch_size, shuffle=False)
+        val_data = make_dataset(check_images(x_val, "x_val"), batch_size, shuffle=False, labels=y_val)
 
     callbacks = list(callbacks)
     history_path = None
@@ -113,10 +117,13 @@ def train_or_load(
     batch_size: int = 256,
     seed: int | None = None,
     verbose: str | int = "auto",
+    y_train=None,
+    y_val=None,
 ) -> tuple[keras.Model, dict[str, list[float]]]:
     """Return (model, history): loaded from `path` if it was saved with the same settings, else trained.
 
-    `build()` must return a compiled model. Training is checkpointed next to `path`, so an
+    `build()` must return a compiled model (labels `y_train`, `y_val` are for a
+    ConditionalVAE). Training is checkpointed next to `path`, so an
     interrupted run resumes; the finished model (`.keras`) and its history (`.history.json`)
     are written atomically. `settings` (any JSON-able description of the run) decides whether
     a saved model still matches what is asked for; `retrain=True` always trains.
@@ -144,6 +151,8 @@ def train_or_load(
         seed=seed,
         checkpoint_dir=path.with_name(path.stem + "_checkpoints"),
         verbose=verbose,
+        y_train=y_train,
+        y_val=y_val,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, model.save)

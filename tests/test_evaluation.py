@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from lab_utils.evaluation import final_losses, loss_table
+from lab_utils.evaluation import (
+    build_classifier,
+    classifier_features,
+    evaluate_elbo,
+    final_losses,
+    frechet_distance,
+    importance_log_likelihood,
+    judge_samples,
+    loss_table,
+    nearest_training_images,
+    reconstruction_error_per_digit,
+)
+from lab_utils.models import build_vae
 
 
 def test_final_losses_and_table_report_the_last_epoch():
@@ -23,3 +36,86 @@ def test_table_without_validation_shows_a_dash():
 def test_final_losses_rejects_non_history():
     with pytest.raises(ValueError, match="'loss' entry"):
         final_losses({"accuracy": [1.0]})
+
+
+@pytest.fixture(scope="module")
+def small_vae():
+    return build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False)
+
+
+def test_iwae_estimate_matches_a_direct_numpy_computation(small_vae, random_images):
+    x, samples = random_images[:3], 50
+    got = importance_log_likelihood(small_vae, x, samples=samples, images_per_batch=3, seed=4)
+    epsilon = np.random.default_rng(4).standard_normal((samples, 3, 2), dtype=np.float32)
+    z_mean, z_log_var, _ = (np.asarray(t) for t in small_vae.encoder(x))
+    z = z_mean + np.exp(0.5 * z_log_var) * epsilon
+    p = np.clip(np.asarray(small_vae.decoder(z.reshape(-1, 2))).reshape(samples, 3, 784), 1e-7, 1 - 1e-7)
+    log_2pi = np.log(2 * np.pi)
+    log_w = (
+        (x * np.log(p) + (1 - x) * np.log(1 - p)).sum(-1)
+        - 0.5 * (z**2 + log_2pi).sum(-1)
+        + 0.5 * (epsilon**2 + log_2pi + z_log_var).sum(-1)
+    )
+    peak = log_w.max(axis=0)
+    expected = peak + np.log(np.exp(log_w - peak).sum(axis=0)) - np.log(samples)
+    np.testing.assert_allclose(got, expected, rtol=1e-4)
+
+
+def test_more_importance_samples_tighten_the_bound(small_vae, random_images):
+    x = random_images[:40]
+    one = importance_log_likelihood(small_vae, x, samples=1, seed=0).mean()
+    many = importance_log_likelihood(small_vae, x, samples=200, seed=0).mean()
+    elbo = -evaluate_elbo(small_vae, x)["loss"]
+    assert many >= one and one == pytest.approx(elbo, abs=3.0)
+
+
+def test_iwae_handles_a_last_partial_batch(small_vae, random_images):
+    five = importance_log_likelihood(small_vae, random_images[:5], samples=20, images_per_batch=2, seed=1)
+    two = importance_log_likelihood(small_vae, random_images[:2], samples=20, images_per_batch=2, seed=1)
+    assert five.shape == (5,) and np.isfinite(five).all()
+    np.testing.assert_allclose(five[:2], two, rtol=1e-6)
+    with pytest.raises(ValueError, match="samples=0"):
+        importance_log_likelihood(small_vae, random_images[:2], samples=0)
+
+
+def test_elbo_terms_add_up(small_vae, random_images):
+    figures = evaluate_elbo(small_vae, random_images)
+    assert figures["loss"] == pytest.approx(figures["reconstruction_loss"] + figures["kl_loss"], rel=1e-5)
+
+
+def test_reconstruction_error_per_digit_averages_each_class(small_vae, random_images):
+    labels = np.arange(len(random_images)) % 3
+    errors = reconstruction_error_per_digit(small_vae, random_images, labels)
+    assert sorted(errors) == [0, 1, 2]
+    reconstructions = small_vae.predict(random_images, verbose=0)
+    p = np.clip(reconstructions, 1e-7, 1 - 1e-7)
+    per_image = -(random_images * np.log(p) + (1 - random_images) * np.log(1 - p)).sum(axis=1)
+    assert errors[1] == pytest.approx(per_image[labels == 1].mean(), rel=1e-4)
+
+
+def test_frechet_distance_of_known_gaussians():
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((5000, 3))
+    a -= a.mean(axis=0)
+    assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet_distance(a, a + [1.0, 2.0, 0.0]) == pytest.approx(5.0, rel=1e-6)
+    # b = 2a: Σ_b = 4Σ_a, so d² = tr(Σ_a + 4Σ_a − 2·2Σ_a) = tr(Σ_a)
+    assert frechet_distance(a, 2 * a) == pytest.approx(np.trace(np.cov(a, rowvar=False)), rel=1e-6)
+    with pytest.raises(ValueError, match="same d"):
+        frechet_distance(a, a[:, :2])
+
+
+def test_nearest_training_image_finds_an_exact_copy(random_images):
+    samples = random_images[[7, 100]].copy()
+    samples[1, :5] = 1 - samples[1, :5]  # five pixels flipped
+    indices, distances = nearest_training_images(samples, random_images, batch_size=1)
+    assert indices.tolist() == [7, 100]
+    np.testing.assert_allclose(distances, [0.0, np.sqrt(5.0)], atol=1e-3)
+
+
+def test_classifier_judges_samples_and_exposes_features(random_images):
+    classifier = build_classifier(seed=0)
+    verdict = judge_samples(classifier, random_images[:30])
+    assert verdict["digit_counts"].sum() == 30 and len(verdict["digit_counts"]) == 10
+    assert 0.1 <= verdict["mean_confidence"] <= 1.0
+    assert classifier_features(classifier, random_images[:4]).shape == (4, 128)

@@ -202,3 +202,21 @@ def test_xla_steps_compute_the_same_loss_and_update(random_images):
     )
     for after_xla, after_eager in zip(compiled.get_weights(), eager.get_weights()):
         np.testing.assert_allclose(after_xla, after_eager, rtol=1e-4, atol=1e-6)
+
+
+def test_train_vae_feeds_labels_to_a_conditional_vae(random_images):
+    labels = np.arange(len(random_images)) % 10
+    vae = build_vae(latent_dim=2, hidden_units=(16,), architecture="conditional", seed=0)
+    history = train_vae(
+        vae,
+        random_images,
+        random_images[:64],
+        epochs=1,
+        batch_size=64,
+        y_train=labels,
+        y_val=labels[:64],
+        verbose=0,
+    )
+    assert history.history["val_loss"][0] > 0
+    with pytest.raises(ValueError, match="256 images but 3 labels"):
+        train_vae(vae, random_images, epochs=1, y_train=labels[:3], verbose=0)
