@@ -22,6 +22,9 @@ class RunConfig:
     batch_size: int = 256
     seed: int = 42
     retrain: bool = False
+    classifier_epochs: int = 2
+    iwae_images: int = 2_000
+    iwae_samples: int = 1_000
 
     @property
     def fast(self) -> bool:
@@ -43,7 +46,15 @@ def get_run_config(mode: str | None = None) -> RunConfig:
     mode = run_mode() if mode is None else mode
     retrain = os.environ.get(RETRAIN_VARIABLE, "").strip().lower() in ("1", "true", "yes")
     if mode == "fast":
-        return RunConfig(mode="fast", train_size=5_000, epochs=3, retrain=retrain)
+        return RunConfig(
+            mode="fast",
+            train_size=5_000,
+            epochs=3,
+            retrain=retrain,
+            classifier_epochs=1,
+            iwae_images=200,
+            iwae_samples=100,
+        )
     if mode == "full":
         return RunConfig(mode="full", train_size=None, epochs=10, retrain=retrain)
     raise ValueError(f"mode={mode!r} is not a run mode; use one of {MODES}.")

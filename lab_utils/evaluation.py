@@ -39,10 +39,21 @@ def loss_table(history) -> str:
     return "\n".join(rows)
 
 
-def evaluate_elbo(vae, images, batch_size: int = 1000) -> dict[str, float]:
-    """Return the negative ELBO and its two terms on `images`, in nats per image (one z sample each)."""
-    result = vae.evaluate(check_images(images), batch_size=batch_size, verbose=0, return_dict=True)
-    return {key: float(result[key]) for key in ("loss", "reconstruction_loss", "kl_loss")}
+def evaluate_elbo(vae, images, labels=None, batch_size: int = 1000) -> dict[str, float]:
+    """Return the negative ELBO and its two terms on `images`, in nats per image (one z sample each).
+
+    The negative ELBO is reconstruction + KL whatever the model's β (a β-VAE's training
+    loss weighs the KL differently, so it is not the ELBO). `labels` for a ConditionalVAE.
+    """
+    result = vae.evaluate(
+        check_images(images),
+        None if labels is None else np.asarray(labels),
+        batch_size=batch_size,
+        verbose=0,
+        return_dict=True,
+    )
+    terms = {key: float(result[key]) for key in ("reconstruction_loss", "kl_loss")}
+    return {"negative_elbo": terms["reconstruction_loss"] + terms["kl_loss"], **terms}
 
 
 def importance_log_likelihood(
@@ -107,8 +118,9 @@ def build_classifier(seed: int | None = None) -> keras.Model:
     """Return a small compiled CNN that classifies 784-pixel MNIST images (softmax over 10 digits)."""
     inputs = keras.Input(shape=(N_PIXELS,), name="image")
     x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1))(inputs)
-    x = layers.Conv2D(32, 3, activation="relu")(x)
-    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
     x = layers.MaxPooling2D()(x)
     x = layers.Dropout(0.25, seed=seed)(x)
     x = layers.Flatten()(x)

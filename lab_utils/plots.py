@@ -131,33 +131,52 @@ def show_digits_per_class(images, labels, per_class: int = 10) -> Figure:
 
 
 def plot_pixel_histogram(images, bins: int = 51) -> Figure:
-    """Histogram of all pixel intensities (log count), showing how close MNIST is to black and white."""
-    values = np.asarray(images, dtype="float32").ravel()
+    """Histogram of pixel intensities (log count); pass a dict {name: images} to overlay several sets."""
+    sets = images if isinstance(images, Mapping) else {"images": images}
     figure = Figure(figsize=(7, 3.6), layout="constrained")
     axis = figure.subplots()
-    axis.hist(values, bins=bins, range=(0.0, 1.0), color="tab:blue")
+    for name, values in sets.items():
+        values = np.asarray(values, dtype="float32").ravel()
+        count = len(values) // (IMAGE_SIZE * IMAGE_SIZE)
+        style = {"histtype": "step", "linewidth": 2} if len(sets) > 1 else {"color": "tab:blue"}
+        axis.hist(values, bins=bins, range=(0.0, 1.0), label=f"{name} ({count:,})", **style)
     axis.set_yscale("log")
-    axis.set_title(f"Pixel intensities of {len(values) // (IMAGE_SIZE * IMAGE_SIZE):,} images")
+    if len(sets) > 1:
+        axis.legend()
+        axis.set_title("Pixel intensities of each set of images")
+    else:
+        axis.set_title(f"Pixel intensities of {count:,} images")
     axis.set_xlabel("pixel intensity after scaling to [0, 1]")
     axis.set_ylabel("number of pixels (log scale)")
     axis.grid(alpha=0.3)
     return figure
 
 
-def plot_class_balance(y_train, y_test) -> Figure:
-    """Bar chart of how many training and test images each digit has."""
+def plot_digit_bars(values_by_set: Mapping[str, Sequence[float]], title: str, ylabel: str) -> Figure:
+    """Grouped bar chart with one bar per digit 0-9 for each named set of ten values."""
+    if not values_by_set or any(len(values) != 10 for values in values_by_set.values()):
+        raise ValueError("values_by_set must map each set's name to ten values, one per digit 0-9.")
     figure = Figure(figsize=(8, 3.6), layout="constrained")
     axis = figure.subplots()
+    width = 0.8 / len(values_by_set)
     digits = np.arange(10)
-    for offset, (labels, name) in zip((-0.2, 0.2), ((y_train, "train"), (y_test, "test"))):
-        counts = np.bincount(np.asarray(labels, dtype="int64"), minlength=10)
-        axis.bar(digits + offset, counts, width=0.4, label=f"{name} ({counts.sum():,} images)")
+    for position, (name, values) in enumerate(values_by_set.items()):
+        axis.bar(digits - 0.4 + width * (position + 0.5), values, width=width, label=name)
     axis.set_xticks(digits)
-    axis.set_title("Images per digit class")
+    axis.set_title(title)
     axis.set_xlabel("digit")
-    axis.set_ylabel("number of images")
+    axis.set_ylabel(ylabel)
     axis.legend()
     return figure
+
+
+def plot_class_balance(y_train, y_test) -> Figure:
+    """Bar chart of how many training and test images each digit has."""
+    counts = {
+        f"{name} ({len(labels):,} images)": np.bincount(np.asarray(labels, dtype="int64"), minlength=10)
+        for name, labels in (("train", y_train), ("test", y_test))
+    }
+    return plot_digit_bars(counts, "Images per digit class", "number of images")
 
 
 def decode(decoder, z) -> np.ndarray:

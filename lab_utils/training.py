@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -142,6 +143,7 @@ def train_or_load(
     if seed is not None:
         set_seed(seed)
     model = build()
+    started = time.perf_counter()
     history = train_vae(
         model,
         x_train,
@@ -154,14 +156,25 @@ def train_or_load(
         y_train=y_train,
         y_val=y_val,
     )
+    seconds = time.perf_counter() - started
     path.parent.mkdir(parents=True, exist_ok=True)
     _write_atomically(path, model.save)
     _write_atomically(
         record,
-        lambda target: target.write_text(json.dumps({"settings": run, "history": history.history}, indent=1)),
+        lambda target: target.write_text(
+            json.dumps({"settings": run, "train_seconds": seconds, "history": history.history}, indent=1)
+        ),
     )
     print(f"Saved the trained model to {path}.")
     return model, history.history
+
+
+def training_seconds(path: str | os.PathLike) -> float:
+    """Return how long the model saved at `path` by `train_or_load` took to train."""
+    record = Path(path).with_name(Path(path).stem + ".history.json")
+    if not record.is_file():
+        raise ValueError(f"no training record next to {path}; train it with train_or_load first.")
+    return float(json.loads(record.read_text())["train_seconds"])
 
 
 LAB_MODEL_FILE = "vae_lab.keras"

@@ -310,3 +310,48 @@ class ReconstructionBrowser:
 
     def _repr_mimebundle_(self, **kwargs):
         return self.widget._repr_mimebundle_(**kwargs)
+
+
+class ConditionalGenerator:
+    """Pick a digit: a conditional VAE draws new images of it from z ~ N(0, I); "new samples" redraws."""
+
+    def __init__(self, vae, count: int = 8, seed: int = 0):
+        if not hasattr(vae, "num_classes"):
+            raise ValueError(
+                "ConditionalGenerator needs a ConditionalVAE (build_vae(architecture='conditional'))."
+            )
+        if count < 1:
+            raise ValueError(f"count={count} must be at least 1.")
+        self.vae, self.count = vae, count
+        self.latent_dim = int(vae.decoder.inputs[0].shape[-1])
+        self.rng = np.random.default_rng(seed)
+        self.z = self.rng.standard_normal((count, self.latent_dim)).astype("float32")
+        self.digit = widgets.ToggleButtons(options=list(range(10)), value=0, description="digit")
+        self.digit.style.button_width = "2.5em"
+        self.redraw = widgets.Button(description="new samples", icon="refresh")
+        self.strip = widgets.Image(format="png")
+        self.digit.observe(lambda change: self.update(), names="value")
+        self.redraw.on_click(lambda button: self.new_samples())
+        caption = widgets.HTML(
+            "<b>Conditional generator</b>: the same codes z, decoded as the digit you pick"
+        )
+        self.widget = widgets.VBox([caption, widgets.HBox([self.digit, self.redraw]), self.strip])
+        self.update()
+
+    def new_samples(self) -> np.ndarray:
+        """Draw new codes from the prior and redraw."""
+        self.z = self.rng.standard_normal((self.count, self.latent_dim)).astype("float32")
+        return self.update()
+
+    def update(self, digit: int | None = None) -> np.ndarray:
+        """Decode the current codes as `digit` (default: the selected one); return the images."""
+        digit = self.digit.value if digit is None else digit
+        if digit not in range(10):
+            raise ValueError(f"digit={digit!r} must be one of 0-9.")
+        labels = np.full(self.count, digit, dtype="int32")
+        self.current = np.asarray(self.vae.decode(self.z, labels)).reshape(self.count, IMAGE_SIZE, IMAGE_SIZE)
+        self.strip.value = to_png(np.concatenate(list(self.current), axis=1), scale=4)
+        return self.current
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

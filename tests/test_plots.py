@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from lab_utils.plots import (
+    decode,
     plot_class_balance,
+    plot_digit_bars,
+    plot_interpolation,
+    plot_latent_manifold,
+    plot_latent_scatter,
     plot_loss_curves,
     plot_pixel_histogram,
     show_digits_per_class,
+    show_prior_samples,
     show_reconstructions,
 )
 
@@ -96,3 +104,73 @@ def test_class_balance_bars_match_the_counts():
     heights = [patch.get_height() for patch in axis.patches]
     assert heights[:10] == [2, 1, 0, 0, 0, 0, 0, 0, 0, 1] and heights[10:] == [0, 1] + [0] * 8
     assert axis.get_xlabel() == "digit" and axis.get_ylabel() == "number of images"
+
+
+@pytest.fixture(scope="module")
+def decoder():
+    from lab_utils.models import build_decoder
+
+    return build_decoder(latent_dim=2, hidden_units=(8,))
+
+
+def test_prior_samples_are_a_grid_of_decoded_codes(decoder):
+    figure = show_prior_samples(decoder, rows=2, columns=3, seed=5)
+    picture = figure.axes[0].get_images()[0].get_array()
+    assert picture.shape == (56, 84) and "6 new digits" in figure.axes[0].get_title()
+    z = np.random.default_rng(5).standard_normal((6, 2))
+    np.testing.assert_allclose(picture[28:, 56:], decode(decoder, z)[5], atol=1e-6)
+
+
+def test_manifold_decodes_the_quantile_grid_in_reading_order(decoder):
+    figure = plot_latent_manifold(decoder, n=4, quantile_range=(0.1, 0.9))
+    picture = figure.axes[0].get_images()[0].get_array()
+    corner = NormalDist().inv_cdf(0.9)
+    np.testing.assert_allclose(picture[:28, :28], decode(decoder, [[-corner, corner]])[0], atol=1e-5)
+    np.testing.assert_allclose(picture[-28:, -28:], decode(decoder, [[corner, -corner]])[0], atol=1e-5)
+    assert figure.axes[0].get_xlabel() == "z[0]" and figure.axes[0].get_ylabel() == "z[1]"
+    with pytest.raises(ValueError, match="quantile_range"):
+        plot_latent_manifold(decoder, quantile_range=(0.0, 1.0))
+
+
+def test_manifold_needs_a_2d_latent_space():
+    from lab_utils.models import build_decoder
+
+    with pytest.raises(ValueError, match="2-D latent space"):
+        plot_latent_manifold(build_decoder(latent_dim=3, hidden_units=(8,)))
+
+
+def test_latent_scatter_colours_each_digit_with_a_legend():
+    z = np.random.default_rng(0).normal(size=(100, 2))
+    figure = plot_latent_scatter(z, np.arange(100) % 10)
+    axis = figure.axes[0]
+    assert len(axis.collections) == 10 and [t.get_text() for t in axis.get_legend().get_texts()] == list(
+        "0123456789"
+    )
+    assert axis.get_xlabel() and axis.get_ylabel() and axis.get_title()
+    with pytest.raises(ValueError, match="expected \\(n, >=2\\)"):
+        plot_latent_scatter(z[:, :1], np.arange(100))
+
+
+def test_interpolation_starts_and_ends_at_the_two_codes(decoder):
+    start, end = np.array([-1.0, 0.5]), np.array([2.0, -1.0])
+    originals = np.random.default_rng(0).random((2, 784))
+    figure = plot_interpolation(decoder, start, end, steps=5, endpoints=originals)
+    axes = figure.axes
+    assert len(axes) == 7 and axes[0].get_title() == "original A" and axes[-1].get_title() == "original B"
+    np.testing.assert_allclose(axes[1].get_images()[0].get_array(), decode(decoder, [start])[0], atol=1e-6)
+    np.testing.assert_allclose(axes[5].get_images()[0].get_array(), decode(decoder, [end])[0], atol=1e-6)
+    np.testing.assert_allclose(
+        axes[3].get_images()[0].get_array(), decode(decoder, [(start + end) / 2])[0], atol=1e-5
+    )
+
+
+def test_overlaid_pixel_histograms_and_digit_bars():
+    figure = plot_pixel_histogram({"originals": np.zeros((2, 784)), "generated": np.ones((1, 784))})
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == [
+        "originals (2)",
+        "generated (1)",
+    ]
+    bars = plot_digit_bars({"a": range(10), "b": [1] * 10}, "title", "count").axes[0]
+    assert [patch.get_height() for patch in bars.patches][:10] == list(range(10))
+    with pytest.raises(ValueError, match="ten values"):
+        plot_digit_bars({"a": [1, 2]}, "t", "y")

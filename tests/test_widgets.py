@@ -11,6 +11,7 @@ from PIL import Image
 from lab_utils.models import build_vae
 from lab_utils.widgets import (
     CompiledDecoder,
+    ConditionalGenerator,
     InterpolationExplorer,
     LatentExplorer,
     ReconstructionBrowser,
@@ -135,3 +136,23 @@ def test_slider_range_reaches_the_codes_the_images_use(trained):
     assert LatentExplorer(vae.decoder, limit=1.5).sliders[1].max == 1.5
     with pytest.raises(ValueError, match="limit=-1"):
         LatentExplorer(vae.decoder, limit=-1)
+
+
+def test_conditional_generator_draws_the_picked_digit():
+    rng = np.random.default_rng(2)
+    images, labels = (rng.random((40, 784)) > 0.7).astype("float32"), np.arange(40) % 10
+    cvae = build_vae(latent_dim=2, hidden_units=(16,), architecture="conditional", seed=0)
+    cvae.fit(images, labels, epochs=1, batch_size=20, verbose=0)
+    generator = ConditionalGenerator(cvae, count=4, seed=1)
+    before = generator.strip.value
+    generator.digit.value = 6
+    assert generator.strip.value != before
+    expected = np.asarray(cvae.decode(generator.z, np.full(4, 6))).reshape(4, 28, 28)
+    np.testing.assert_allclose(generator.current, expected, atol=1e-6)
+    old_codes = generator.z.copy()
+    generator.redraw.click()
+    assert not np.array_equal(generator.z, old_codes)
+    with pytest.raises(ValueError, match="digit=12"):
+        generator.update(12)
+    with pytest.raises(ValueError, match="needs a ConditionalVAE"):
+        ConditionalGenerator(build_vae(hidden_units=(8,)))

@@ -1,0 +1,53 @@
+"""lab_utils.experiments: one row per VAE variant, measured alike, cached like every trained model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lab_utils.config import RunConfig
+from lab_utils.evaluation import build_classifier, classifier_features
+from lab_utils.experiments import Experiment, experiments_table, generate, run_experiment
+
+
+@pytest.fixture(scope="module")
+def setting():
+    rng = np.random.default_rng(0)
+    x = (rng.random((300, 784)) > 0.7).astype("float32")
+    y = (np.arange(300) % 10).astype("uint8")
+    data = ((x[:200], y[:200]), (x[200:], y[200:]))
+    config = RunConfig(mode="fast", train_size=200, epochs=1, batch_size=50, iwae_images=20, iwae_samples=10)
+    classifier = build_classifier(seed=0)
+    return data, config, classifier, classifier_features(classifier, x[200:])
+
+
+@pytest.mark.parametrize(
+    "experiment",
+    [
+        Experiment("beta4", beta=4.0, hidden_units=(16,)),
+        Experiment("cvae", architecture="conditional", hidden_units=(16,)),
+    ],
+    ids=lambda e: e.name,
+)
+def test_a_row_has_every_figure_and_reuses_the_saved_model(experiment, setting, tmp_path, capsys):
+    data, config, classifier, reference = setting
+    row = run_experiment(experiment, config, data, classifier, reference, tmp_path, samples=50)
+    assert row["negative_elbo"] == pytest.approx(row["reconstruction_loss"] + row["kl_loss"])
+    assert row["log_px"] < 0 and row["train_seconds"] > 0 and sum(row["digit_counts"]) == 50
+    assert ("label_accuracy" in row) == (experiment.architecture == "conditional")
+    again = run_experiment(experiment, config, data, classifier, reference, tmp_path, samples=50)
+    assert "Loaded the trained model" in capsys.readouterr().out
+    assert again["train_seconds"] == row["train_seconds"] and again["negative_elbo"] == pytest.approx(
+        row["negative_elbo"], rel=0.05
+    )
+    table = experiments_table([row, again]).splitlines()
+    assert len(table) == 4 and table[2].startswith(f"| {experiment.name} |")
+
+
+def test_generate_decodes_prior_codes(setting):
+    from lab_utils.models import build_vae
+
+    vae = build_vae(latent_dim=3, hidden_units=(8,))
+    images = generate(vae, 5, seed=0)
+    z = np.random.default_rng(0).standard_normal((5, 3)).astype("float32")
+    np.testing.assert_allclose(images, np.asarray(vae.decoder(z)), atol=1e-6)
