@@ -25,6 +25,9 @@ def _import_tensorflow_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()
+            # The kit compiles one function per model (training, IWAE, widgets); TensorFlow's
+            # "triggered tf.function retracing" warnings about that are noise for students.
+            tf.get_logger().setLevel("ERROR")
         except BaseException:
             os.dup2(saved_stderr, 2)
             capture.seek(0)

@@ -25,6 +25,7 @@ class RunConfig:
     classifier_epochs: int = 2
     iwae_images: int = 2_000
     iwae_samples: int = 1_000
+    compare_images: int = 10_000
 
     @property
     def fast(self) -> bool:
@@ -54,6 +55,7 @@ def get_run_config(mode: str | None = None) -> RunConfig:
             classifier_epochs=1,
             iwae_images=200,
             iwae_samples=100,
+            compare_images=1_000,
         )
     if mode == "full":
         return RunConfig(mode="full", train_size=None, epochs=10, retrain=retrain)

@@ -187,7 +187,7 @@ def frechet_distance(features_a, features_b) -> float:
     root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
     middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
     trace_term = np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(middle, 0, None)).sum()
-    return float(np.sum((mean_a - mean_b) ** 2) + trace_term)
+    return max(0.0, float(np.sum((mean_a - mean_b) ** 2) + trace_term))  # no rounding below zero
 
 
 def nearest_training_images(samples, train_images, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
@@ -204,3 +204,51 @@ def nearest_training_images(samples, train_images, batch_size: int = 500) -> tup
         indices.append(best)
         distances.append(np.sqrt(np.clip(squared[np.arange(len(chunk)), best], 0, None)))
     return np.concatenate(indices), np.concatenate(distances)
+
+
+def compare_sets(classifier, originals, labels, reconstructions, generated, train_images) -> dict[str, dict]:
+    """Judge originals, reconstructions and generated images alike with the kit's classifier.
+
+    For each set: classifier accuracy against the originals' labels (not for generated
+    images), mean confidence, digits covered (classes with >= 5 % of the images), Fréchet
+    distance to the originals in the classifier's feature space, and the mean distance from
+    each image to its nearest training image (copying check).
+    """
+    reference = classifier_features(classifier, originals)
+    labels = np.asarray(labels)
+    results = {}
+    for name, images in (
+        ("originals", originals),
+        ("reconstructions", reconstructions),
+        ("generated", generated),
+    ):
+        probabilities = classifier.predict(check_images(images, name), batch_size=1000, verbose=0)
+        predicted = probabilities.argmax(axis=1)
+        counts = np.bincount(predicted, minlength=10)
+        _, distances = nearest_training_images(images, train_images)
+        results[name] = {
+            "accuracy": None if name == "generated" else float(np.mean(predicted == labels)),
+            "mean_confidence": float(probabilities.max(axis=1).mean()),
+            "digits_covered": int(np.sum(counts >= 0.05 * counts.sum())),
+            "digit_counts": counts,
+            "frechet_distance": frechet_distance(classifier_features(classifier, images), reference),
+            "nearest_train_distance": float(distances.mean()),
+        }
+    return results
+
+
+def comparison_table(results: Mapping[str, Mapping]) -> str:
+    """Markdown table of `compare_sets` results, one column per set."""
+    names = list(results)
+    rows = [
+        ("classifier accuracy (vs the originals' labels)", "accuracy", "{:.1%}"),
+        ("classifier mean confidence", "mean_confidence", "{:.3f}"),
+        ("digits covered (≥ 5 % of images)", "digits_covered", "{}/10"),
+        ("Fréchet distance to the originals (kit classifier features)", "frechet_distance", "{:.2f}"),
+        ("mean distance to the nearest training image (pixels, L2)", "nearest_train_distance", "{:.2f}"),
+    ]
+    lines = ["| measure | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for label, key, form in rows:
+        cells = ["—" if results[n][key] is None else form.format(results[n][key]) for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)

@@ -118,7 +118,7 @@ def run_experiment(
 def experiments_table(rows: list[dict]) -> str:
     """Markdown table of experiment rows (nats per image; FD is the kit classifier's Fréchet distance)."""
     header = (
-        "| model | latent | β | test −ELBO | log p(x) (IWAE) | KL | sample confidence | digits covered "
+        "| model | latent | β | test −ELBO | −log p(x) (IWAE) | KL | sample confidence | digits covered "
         "| FD to test | train time |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [header]
@@ -126,7 +126,7 @@ def experiments_table(rows: list[dict]) -> str:
         extra = f" (labels right: {row['label_accuracy']:.0%})" if "label_accuracy" in row else ""
         lines.append(
             f"| {row['name']} | {row['latent_dim']} | {row['beta']:g} | {row['negative_elbo']:.1f} | "
-            f"{row['log_px']:.1f} | {row['kl_loss']:.1f} | {row['mean_confidence']:.2f}{extra} | "
+            f"{-row['log_px']:.1f} | {row['kl_loss']:.1f} | {row['mean_confidence']:.2f}{extra} | "
             f"{row['digits_covered']}/10 | {row['frechet_distance']:.1f} | {row['train_seconds']:.0f} s |"
         )
     return "\n".join(lines)

@@ -271,3 +271,29 @@ def plot_interpolation(decoder, z_start, z_end, steps: int = 10, endpoints=None)
         title="Interpolation in latent space: z = (1 − t)·z_A + t·z_B",
         column_labels=column_labels,
     )
+
+
+def plot_experiment_rows(rows: Sequence[Mapping], title: str) -> Figure:
+    """Two panels for an experiment table: likelihood figures per model, and the loss split into its terms."""
+    if not rows:
+        raise ValueError("rows is empty; run at least one experiment first.")
+    names = [row["name"] for row in rows]
+    positions = np.arange(len(rows))
+    figure = Figure(figsize=(12, 3.8), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    left.bar(positions - 0.2, [row["negative_elbo"] for row in rows], width=0.4, label="test −ELBO")
+    left.bar(positions + 0.2, [-row["log_px"] for row in rows], width=0.4, label="−log p(x), IWAE")
+    left.set_title("Likelihood figures (lower is better)")
+    left.set_ylabel("nats per image")
+    reconstruction = [row["reconstruction_loss"] for row in rows]
+    right.bar(positions, reconstruction, label="reconstruction")
+    right.bar(positions, [row["kl_loss"] for row in rows], bottom=reconstruction, label="KL")
+    right.set_title("Test −ELBO split into its two terms")
+    right.set_ylabel("nats per image")
+    for axis in (left, right):
+        axis.set_xticks(positions, names)
+        axis.set_xlabel("model")
+        axis.legend()
+        axis.grid(alpha=0.3, axis="y")
+    figure.suptitle(title)
+    return figure

@@ -8,6 +8,8 @@ import pytest
 from lab_utils.evaluation import (
     build_classifier,
     classifier_features,
+    compare_sets,
+    comparison_table,
     evaluate_elbo,
     final_losses,
     frechet_distance,
@@ -121,3 +123,17 @@ def test_classifier_judges_samples_and_exposes_features(random_images):
     assert verdict["digit_counts"].sum() == 30 and len(verdict["digit_counts"]) == 10
     assert 0.1 <= verdict["mean_confidence"] <= 1.0
     assert classifier_features(classifier, random_images[:4]).shape == (4, 128)
+
+
+def test_compare_sets_judges_three_sets_alike(random_images):
+    classifier = build_classifier(seed=0)
+    labels = np.arange(40) % 10
+    originals = random_images[:40]
+    results = compare_sets(classifier, originals, labels, originals, random_images[40:80], random_images)
+    assert results["reconstructions"]["frechet_distance"] == pytest.approx(0.0, abs=1e-3)  # identical sets
+    assert results["originals"]["nearest_train_distance"] == pytest.approx(0.0, abs=1e-3)  # they are in it
+    assert results["generated"]["accuracy"] is None
+    assert results["originals"]["accuracy"] == results["reconstructions"]["accuracy"]
+    table = comparison_table(results).splitlines()
+    assert table[0] == "| measure | originals | reconstructions | generated |"
+    assert table[2].endswith(" | — |") and len(table) == 7

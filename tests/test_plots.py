@@ -12,6 +12,7 @@ from lab_utils.plots import (
     decode,
     plot_class_balance,
     plot_digit_bars,
+    plot_experiment_rows,
     plot_interpolation,
     plot_latent_manifold,
     plot_latent_scatter,
@@ -174,3 +175,19 @@ def test_overlaid_pixel_histograms_and_digit_bars():
     assert [patch.get_height() for patch in bars.patches][:10] == list(range(10))
     with pytest.raises(ValueError, match="ten values"):
         plot_digit_bars({"a": [1, 2]}, "t", "y")
+
+
+def test_experiment_rows_figure_shows_both_likelihood_figures_and_the_split():
+    rows = [
+        {"name": "a", "negative_elbo": 150.0, "log_px": -145.0, "reconstruction_loss": 144.0, "kl_loss": 6.0},
+        {"name": "b", "negative_elbo": 100.0, "log_px": -96.0, "reconstruction_loss": 75.0, "kl_loss": 25.0},
+    ]
+    left, right = plot_experiment_rows(rows, "t").axes
+    assert [p.get_height() for p in left.patches] == [150.0, 100.0, 145.0, 96.0]
+    assert [p.get_height() for p in right.patches] == [144.0, 75.0, 6.0, 25.0]
+    assert [t.get_text() for t in left.get_xticklabels()] == [
+        "a",
+        "b",
+    ] and left.get_ylabel() == "nats per image"
+    with pytest.raises(ValueError, match="rows is empty"):
+        plot_experiment_rows([], "t")
