@@ -23,7 +23,7 @@ class RunConfig:
     seed: int = 42
     retrain: bool = False
     classifier_epochs: int = 2
-    iwae_images: int = 2_000
+    iwae_images: int = 1_000
     iwae_samples: int = 1_000
     compare_images: int = 10_000
 

@@ -5,36 +5,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from lab_utils.losses import reconstruction_loss
-
-
-class VAEWithoutTestStep(keras.Model):
-    """Pitfall 1: a custom train_step with trackers but no test_step, as in the original lab."""
-
-    def __init__(self, encoder, decoder, **kwargs):
-        super().__init__(**kwargs)
-        self.encoder = encoder
-        self.decoder = decoder
-        self.loss_tracker = keras.metrics.Mean(name="loss")
-
-    @property
-    def metrics(self):
-        return [self.loss_tracker]
-
-    def call(self, inputs):
-        return self.decoder(self.encoder(inputs)[2])
-
-    def train_step(self, data):
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            z_mean, z_log_var, z = self.encoder(data)
-            kl = -0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
-            loss = ops.mean(reconstruction_loss(data, self.decoder(z)) + kl)
-        gradients = tape.gradient(loss, self.trainable_weights)
-        self.optimizer.apply(gradients, self.trainable_weights)
-        self.loss_tracker.update_state(loss)
-        return {"loss": self.loss_tracker.result()}
+from lab_utils.losses import kl_divergence, reconstruction_loss
 
 
 class VAEWithoutTrackers(keras.Model):
@@ -48,16 +19,35 @@ class VAEWithoutTrackers(keras.Model):
     def call(self, inputs):
         return self.decoder(self.encoder(inputs)[2])
 
-    def train_step(self, data):
+    def gradient_step(self, images):
+        """One Adam step on the batch's mean negative ELBO, written as the original lab wrote it."""
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            z_mean, z_log_var, z = self.encoder(data)
-            kl = -0.5 * ops.sum(1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
-            loss = ops.mean(reconstruction_loss(data, self.decoder(z)) + kl)
+            z_mean, z_log_var, z = self.encoder(images)
+            loss = ops.mean(reconstruction_loss(images, self.decoder(z)) + kl_divergence(z_mean, z_log_var))
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
-        return {"loss": loss}
+        return loss
+
+    def train_step(self, data):
+        return {"loss": self.gradient_step(data)}
+
+
+class VAEWithoutTestStep(VAEWithoutTrackers):
+    """Pitfall 1: a custom train_step with a loss tracker but no test_step, as in the original lab."""
+
+    def __init__(self, encoder, decoder, **kwargs):
+        super().__init__(encoder, decoder, **kwargs)
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+
+    @property
+    def metrics(self):
+        return [self.loss_tracker]
+
+    def train_step(self, data):
+        self.loss_tracker.update_state(self.gradient_step(data))
+        return {"loss": self.loss_tracker.result()}
 
 
 def averaged_kl(z_mean, z_log_var):

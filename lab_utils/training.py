@@ -181,11 +181,12 @@ LAB_MODEL_FILE = "vae_lab.keras"
 
 
 def train_lab_model(
-    config: RunConfig, x_train, x_val=None, verbose: str | int = 2
+    config: RunConfig, x_train, x_val=None, retrain: bool = False, verbose: str | int = 2
 ) -> tuple[keras.Model, dict]:
     """Return the lab's VAE (Dense 512, latent 2) for `config`: loaded from artifacts/ if saved, else trained.
 
-    Notebook 02 trains it; the later notebooks call this too and get the same saved model.
+    Notebook 02 trains it (`retrain=True` trains anew even if it is saved); the later
+    notebooks call this with the default and get the model notebook 02 saved.
     """
 
     def build():
@@ -197,7 +198,7 @@ def train_lab_model(
         x_train[: config.train_size],
         x_val,
         settings={"model": "dense 512, latent 2", "train_size": len(x_train[: config.train_size])},
-        retrain=config.retrain,
+        retrain=retrain,
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=config.seed,
