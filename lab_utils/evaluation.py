@@ -11,6 +11,7 @@ from keras import layers
 
 from lab_utils.data import IMAGE_SIZE, N_PIXELS, check_images
 from lab_utils.losses import reconstruction_loss
+from lab_utils.training import write_atomically
 
 TERMS = (
     ("loss", "negative ELBO (total)"),
@@ -147,9 +148,7 @@ def train_or_load_classifier(path, x_train, y_train, x_test, y_test, epochs: int
         classifier = build_classifier(seed)
         classifier.fit(check_images(x_train), np.asarray(y_train), epochs=epochs, batch_size=128, verbose=0)
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.stem}.partial.keras")
-        classifier.save(temporary)
-        temporary.replace(path)
+        write_atomically(path, classifier.save)
     _, accuracy = classifier.evaluate(check_images(x_test), np.asarray(y_test), batch_size=1000, verbose=0)
     return classifier, float(accuracy)
 

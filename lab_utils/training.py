@@ -100,7 +100,7 @@ def train_vae(
     return history
 
 
-def _write_atomically(path: Path, write) -> None:
+def write_atomically(path: Path, write) -> None:
     """Write through a temporary file in the same folder, so a crash never leaves half a file."""
     temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
     write(temporary)
@@ -158,8 +158,8 @@ def train_or_load(
     )
     seconds = time.perf_counter() - started
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, model.save)
-    _write_atomically(
+    write_atomically(path, model.save)
+    write_atomically(
         record,
         lambda target: target.write_text(
             json.dumps({"settings": run, "train_seconds": seconds, "history": history.history}, indent=1)

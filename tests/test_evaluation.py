@@ -18,6 +18,7 @@ from lab_utils.evaluation import (
     loss_table,
     nearest_training_images,
     reconstruction_error_per_digit,
+    train_or_load_classifier,
 )
 from lab_utils.models import build_vae
 
@@ -137,3 +138,15 @@ def test_compare_sets_judges_three_sets_alike(random_images):
     table = comparison_table(results).splitlines()
     assert table[0] == "| measure | originals | reconstructions | generated |"
     assert table[2].endswith(" | — |") and len(table) == 7
+
+
+def test_classifier_is_trained_once_then_loaded(random_images, tmp_path):
+    labels = np.arange(len(random_images)) % 10
+    path = tmp_path / "judge" / "classifier.keras"
+    first, accuracy = train_or_load_classifier(path, random_images, labels, random_images, labels, epochs=1)
+    assert path.is_file() and 0 <= accuracy <= 1 and not list(path.parent.glob(".*partial*"))
+    again, same = train_or_load_classifier(path, random_images, labels, random_images, labels, epochs=1)
+    assert same == pytest.approx(accuracy)
+    np.testing.assert_allclose(
+        again.predict(random_images[:5], verbose=0), first.predict(random_images[:5], verbose=0)
+    )
