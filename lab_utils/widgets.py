@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 
 import ipywidgets as widgets
+import keras
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, ImageDraw
 
 from lab_utils.data import IMAGE_SIZE, check_images
+from lab_utils.losses import kl_divergence, reconstruction_loss
 from lab_utils.plots import plot_latent_scatter
 
 SCALE = 6  # each MNIST pixel becomes SCALE x SCALE screen pixels
@@ -66,6 +68,15 @@ def encode_means(encoder, images) -> tuple[np.ndarray, np.ndarray]:
     return z_mean, z_log_var
 
 
+class _Explorer:
+    """An explorer shows as its ipywidgets container when it is a cell's value."""
+
+    widget: widgets.Widget
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+
 class _ScatterBackground:
     """A latent scatter rendered once; a marker is drawn on a copy for every update."""
 
@@ -90,7 +101,7 @@ class _ScatterBackground:
         return buffer.getvalue()
 
 
-class LatentExplorer:
+class LatentExplorer(_Explorer):
     """A slider per latent dimension and the digit they decode to, updated as the sliders move.
 
     For a 2-D latent space the slider position is also marked on the scatter of the
@@ -180,11 +191,8 @@ class LatentExplorer:
     def _on_slider(self, change) -> None:
         self.update()
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
-
-class InterpolationExplorer:
+class InterpolationExplorer(_Explorer):
     """Two images A and B (by index, or by digit) and a slider t: decodes z = (1 − t)·z_A + t·z_B."""
 
     def __init__(self, decoder, encoder, images, labels=None, start: int = 0, end: int = 1):
@@ -257,11 +265,8 @@ class InterpolationExplorer:
     def _on_change(self, change) -> None:
         self.update()
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
-
-class ReconstructionBrowser:
+class ReconstructionBrowser(_Explorer):
     """An index slider over images: the original, its reconstruction, z_mean and the two loss terms."""
 
     def __init__(self, encoder, decoder, images, labels=None):
@@ -269,6 +274,7 @@ class ReconstructionBrowser:
         self.images = check_images(images)
         self.labels = None if labels is None else np.asarray(labels)
         self.codes, self.log_variances = encode_means(encoder, self.images)
+        self.kl = keras.ops.convert_to_numpy(kl_divergence(self.codes, self.log_variances))
         self.index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image")
         self.pair = widgets.Image(format="png")
         self.facts = widgets.HTML()
@@ -284,16 +290,14 @@ class ReconstructionBrowser:
         index = self.index.value if index is None else _check_index(index, len(self.images))
         original = self.images[index]
         reconstruction = self.decode(self.codes[index])[0]
-        probabilities = np.clip(reconstruction.ravel(), 1e-7, 1 - 1e-7)
-        bce = -(original * np.log(probabilities) + (1 - original) * np.log(1 - probabilities)).sum()
-        z_mean, z_log_var = self.codes[index], self.log_variances[index]
-        kl = 0.5 * float(np.sum(np.exp(z_log_var) + z_mean**2 - 1 - z_log_var))
+        bce = float(reconstruction_loss(original[None], reconstruction.reshape(1, -1))[0])
+        z_mean, kl = self.codes[index], float(self.kl[index])
         result = {
             "index": index,
             "label": None if self.labels is None else int(self.labels[index]),
             "reconstruction": reconstruction,
             "z_mean": z_mean,
-            "reconstruction_loss": float(bce),
+            "reconstruction_loss": bce,
             "kl_loss": kl,
         }
         self.pair.value = to_png(
@@ -308,11 +312,8 @@ class ReconstructionBrowser:
         )
         return result
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
-
-class ConditionalGenerator:
+class ConditionalGenerator(_Explorer):
     """Pick a digit: a conditional VAE draws new images of it from z ~ N(0, I); "new samples" redraws."""
 
     def __init__(self, vae, count: int = 8, seed: int = 0):
@@ -352,6 +353,3 @@ class ConditionalGenerator:
         self.current = np.asarray(self.vae.decode(self.z, labels)).reshape(self.count, IMAGE_SIZE, IMAGE_SIZE)
         self.strip.value = to_png(np.concatenate(list(self.current), axis=1), scale=4)
         return self.current
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
