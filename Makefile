@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lab run html test lint clean
+.PHONY: help install lab run html test lint release grade clean
 
 help:
 	@echo "make run    install everything, then run every lab notebook in full mode (writes outputs back)"
@@ -12,6 +12,8 @@ help:
 	@echo "make lab    install everything, then open JupyterLab on the notebooks"
 	@echo "make html   export the executed notebooks to HTML for grading (build/html/)"
 	@echo "make lint   ruff check"
+	@echo "make release                 instructors: the student release (solutions stripped) in build/classroom/release/"
+	@echo "make grade SUBMISSIONS=DIR   instructors: autograde DIR/<student id>/*.ipynb; gradebook CSV + feedback HTML"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +37,13 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+release: $(STAMP)
+	$(BIN)/python scripts/classroom.py release
+
+grade: $(STAMP)
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=DIR  (DIR holds one folder of notebooks per student)"; exit 2; }
+	$(BIN)/python scripts/classroom.py grade "$(SUBMISSIONS)"
 
 clean:
 	rm -rf build .pytest_cache
