@@ -62,3 +62,57 @@ def test_checked_cells_have_outputs_to_compare(path):
 def test_committed_outputs_come_from_a_full_mode_run(path):
     text = json.dumps([cell.get("outputs", []) for cell in _cells(path)])
     assert "mode='fast'" not in text and "run mode: fast" not in text and "mode **fast**" not in text
+
+
+def _repository() -> str:
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:
+        import tomli as tomllib
+    pyproject = tomllib.loads((NOTEBOOKS[0].parent.parent / "pyproject.toml").read_text())
+    return pyproject["project"]["urls"]["Repository"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_opens_with_colab_and_binder_badges(path):
+    title = _source(_cells(path)[0])
+    slug = _repository().removeprefix("https://github.com/")
+    assert f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name})" in title
+    assert f"(https://mybinder.org/v2/gh/{slug}/main?labpath=notebooks%2F{path.name})" in title
+
+
+def _run_launch_cell(path: Path, installed: bool, colab: bool) -> list[list[str]]:
+    """Execute the notebook's first code cell with the import check and pip faked; return the pip commands."""
+    import importlib.util
+    import subprocess
+    import sys
+    from unittest import mock
+
+    cell = next(cell for cell in _cells(path) if cell["cell_type"] == "code")
+    calls = []
+    modules = {"google.colab": mock.MagicMock()} if colab else {}
+    with (
+        mock.patch.object(importlib.util, "find_spec", return_value=object() if installed else None),
+        mock.patch.object(subprocess, "run", side_effect=lambda command, **kwargs: calls.append(command)),
+        mock.patch.dict(sys.modules, modules),
+    ):
+        exec(compile(_source(cell), str(path), "exec"), {})
+    return calls
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_first_cell_installs_the_kit_only_where_it_is_missing(path):
+    assert _run_launch_cell(path, installed=True, colab=True) == []
+    requirement = f"vae-lab @ git+{_repository()}.git"
+    [colab] = _run_launch_cell(path, installed=False, colab=True)
+    assert colab[-4:] == ["install", "--quiet", "--no-deps", requirement]  # Colab has TensorFlow already
+    [elsewhere] = _run_launch_cell(path, installed=False, colab=False)
+    assert elsewhere[-3:] == ["install", "--quiet", requirement]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_notebook_reads_mnist_the_default_way_so_colab_and_binder_download_it(path):
+    calls = [line for cell in _cells(path) for line in _source(cell).splitlines() if "load_mnist(" in line]
+    assert calls and all("load_mnist()" in line for line in calls if "import" not in line)
