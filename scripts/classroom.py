@@ -140,18 +140,22 @@ def _collect(submissions: Path, course: Path) -> list[str]:
         shutil.copytree(student, target)
         missing = sorted(expected - handed_in)
         if missing:
-            print(f"note: {student.name} did not hand in {', '.join(missing)} (scored 0)")
+            print(f"note: {student.name} did not hand in {', '.join(missing)}")
     return [student.name for student in students]
 
 
 def _exercise_table(course: Path, students: list[str], graded: dict[str, dict[str, str]]) -> list[dict]:
     """One row per student and graded cell: who grades it, the automatic and manual scores, the points."""
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, MissingEntry
 
     rows = []
     with Gradebook(f"sqlite:///{course}/gradebook.db") as gradebook:
         for student in students:
-            submission = gradebook.find_submission(ASSIGNMENT, student)
+            try:
+                submission = gradebook.find_submission(ASSIGNMENT, student)
+            except MissingEntry:
+                print(f"note: no grades for {student}: nbgrader could not grade the submission (see above)")
+                continue
             for notebook in sorted(submission.notebooks, key=lambda notebook: notebook.name):
                 for grade in sorted(notebook.grades, key=lambda grade: grade.name):
                     rows.append(
@@ -195,6 +199,8 @@ def grade(submissions: Path, course: Path, mode: str, timeout: int | None) -> in
     feedback = _nbgrader(course, "generate_feedback", ASSIGNMENT, "--force", env=env)
     exported = _nbgrader(course, "export", "--to", str(course / "grades.csv"), env=env)
     rows = _exercise_table(course, students, graded)
+    if not rows:
+        raise ClassroomError("nbgrader graded no submission; its messages above say why.")
     with (course / "grades_by_exercise.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
