@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import gzip
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lab_utils  # noqa: F401  (imports TensorFlow quietly before any test module does)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
@@ -24,6 +30,12 @@ def write_idx(path: Path, array: np.ndarray, magic: int | None = None) -> Path:
     with gzip.open(path, "wb") as handle:
         handle.write(header + array.tobytes())
     return path
+
+
+@pytest.fixture(scope="session")
+def pyproject() -> dict:
+    """The kit's pyproject.toml, parsed."""
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
 
 
 @pytest.fixture

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import yaml
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:
-    import tomli as tomllib
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -19,9 +13,9 @@ def _normalise(requirement: str) -> str:
     return requirement.replace(" ", "").lower()
 
 
-def test_environment_yml_mirrors_pyproject():
-    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    expected = pyproject["dependencies"] + pyproject["optional-dependencies"]["lab"]
+def test_environment_yml_mirrors_pyproject(pyproject):
+    project = pyproject["project"]
+    expected = project["dependencies"] + project["optional-dependencies"]["lab"]
     environment = yaml.safe_load((REPO / "environment.yml").read_text())
     assert environment["channels"] == ["conda-forge"]
     conda = [item for item in environment["dependencies"] if isinstance(item, str)]

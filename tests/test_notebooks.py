@@ -64,21 +64,15 @@ def test_committed_outputs_come_from_a_full_mode_run(path):
     assert "mode='fast'" not in text and "run mode: fast" not in text and "mode **fast**" not in text
 
 
-def _repository() -> str:
-    import sys
-
-    if sys.version_info >= (3, 11):
-        import tomllib
-    else:
-        import tomli as tomllib
-    pyproject = tomllib.loads((NOTEBOOKS[0].parent.parent / "pyproject.toml").read_text())
+@pytest.fixture(scope="module")
+def repository(pyproject) -> str:
     return pyproject["project"]["urls"]["Repository"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_notebook_opens_with_colab_and_binder_badges(path):
+def test_notebook_opens_with_colab_and_binder_badges(path, repository):
     title = _source(_cells(path)[0])
-    slug = _repository().removeprefix("https://github.com/")
+    slug = repository.removeprefix("https://github.com/")
     assert f"(https://colab.research.google.com/github/{slug}/blob/main/notebooks/{path.name})" in title
     assert f"(https://mybinder.org/v2/gh/{slug}/main?labpath=notebooks%2F{path.name})" in title
 
@@ -103,9 +97,9 @@ def _run_launch_cell(path: Path, installed: bool, colab: bool) -> list[list[str]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_first_cell_installs_the_kit_only_where_it_is_missing(path):
+def test_first_cell_installs_the_kit_only_where_it_is_missing(path, repository):
     assert _run_launch_cell(path, installed=True, colab=True) == []
-    requirement = f"vae-lab @ git+{_repository()}.git"
+    requirement = f"vae-lab @ git+{repository}.git"
     [colab] = _run_launch_cell(path, installed=False, colab=True)
     assert colab[-4:] == ["install", "--quiet", "--no-deps", requirement]  # Colab has TensorFlow already
     [elsewhere] = _run_launch_cell(path, installed=False, colab=False)
