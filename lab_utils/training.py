@@ -13,7 +13,7 @@ import keras
 
 from lab_utils.config import RunConfig, artifacts_dir
 from lab_utils.data import check_images, make_dataset
-from lab_utils.models import build_vae
+from lab_utils.models import VAE, build_vae
 
 BACKUP_FOLDER = "backup"
 HISTORY_FILE = "history.csv"
@@ -53,10 +53,16 @@ def train_vae(
     verbose: str | int = "auto",
     y_train=None,
     y_val=None,
+    batches_per_step: int = 64,
 ) -> keras.callbacks.History:
     """Fit `vae` on `x_train` (validating on `x_val`) and return the Keras History.
 
     Labels (`y_train`, `y_val`) are needed only by a ConditionalVAE.
+
+    A kit `VAE` is fed stacks of `batches_per_step` batches (see `make_dataset`): it takes
+    one Adam step per batch, as usual, but runs a whole stack in one compiled XLA call,
+    which saves about a tenth of an epoch's time on a CPU. The per-epoch losses are the same
+    as with `batches_per_step=1`; Keras' progress bar then counts stacks, not batches.
 
     With `checkpoint_dir`, the training state is backed up after every epoch
     (`keras.callbacks.BackupAndRestore`) and the per-epoch logs are appended to
@@ -68,7 +74,14 @@ def train_vae(
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer, e.g. 256.")
     x_train = check_images(x_train, "x_train")
-    train_data = make_dataset(x_train, batch_size, shuffle=True, seed=seed, labels=y_train)
+    train_data = make_dataset(
+        x_train,
+        batch_size,
+        shuffle=True,
+        seed=seed,
+        labels=y_train,
+        batches_per_step=batches_per_step if isinstance(vae, VAE) else 1,
+    )
     val_data = None
     if x_val is not None:
         val_data = make_dataset(check_images(x_val, "x_val"), batch_size, shuffle=False, labels=y_val)

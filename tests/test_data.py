@@ -145,6 +145,38 @@ def test_make_dataset_batches_and_shuffles_reproducibly(random_images):
     np.testing.assert_array_equal(ordered, random_images[:100])
 
 
+def test_stacked_batches_are_the_same_batches_in_the_same_order(random_images):
+    plain = list(make_dataset(random_images, batch_size=30, seed=5).as_numpy_iterator())
+    for batches_per_step, shapes in {
+        2: [(2, 30, 784)] * 4 + [(1, 16, 784)],
+        3: [(3, 30, 784)] * 2 + [(2, 30, 784), (1, 16, 784)],
+        8: [(8, 30, 784), (1, 16, 784)],
+        20: [(8, 30, 784), (1, 16, 784)],
+    }.items():
+        stacks = list(
+            make_dataset(random_images, 30, seed=5, batches_per_step=batches_per_step).as_numpy_iterator()
+        )
+        assert [stack.shape for stack in stacks] == shapes, batches_per_step
+        flattened = [batch for stack in stacks for batch in stack]
+        assert len(flattened) == len(plain) == 9
+        for stacked, batch in zip(flattened, plain):
+            np.testing.assert_array_equal(stacked, batch)
+
+
+def test_stacked_labels_stay_with_their_images(random_images):
+    labels = np.arange(len(random_images))
+    stacks = make_dataset(random_images, 64, seed=1, labels=labels, batches_per_step=2)
+    assert stacks.cardinality() == 2
+    for images, digits in stacks.as_numpy_iterator():
+        assert images.shape[:2] == digits.shape
+        np.testing.assert_array_equal(images, random_images[digits])
+
+
+def test_make_dataset_rejects_bad_batches_per_step(random_images):
+    with pytest.raises(ValueError, match="batches_per_step=0 must be a positive integer"):
+        make_dataset(random_images, batches_per_step=0)
+
+
 def test_make_dataset_rejects_bad_batch_size(random_images):
     with pytest.raises(ValueError, match="batch_size=0"):
         make_dataset(random_images, batch_size=0)

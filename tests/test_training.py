@@ -179,6 +179,27 @@ def test_several_steps_per_call_compute_the_same_losses(random_images):
         np.testing.assert_allclose(many_steps[key], values, rtol=1e-6, err_msg=key)
 
 
+def test_stacked_batches_compute_the_same_losses(random_images):
+    histories, steps = {}, {}
+    for batches_per_step in (1, 3):
+        set_seed(3)
+        vae = build_vae(latent_dim=2, hidden_units=(64,))
+        history = train_vae(
+            vae,
+            random_images,
+            random_images[:128],
+            epochs=3,
+            batch_size=20,
+            seed=3,
+            verbose=0,
+            batches_per_step=batches_per_step,
+        )
+        histories[batches_per_step], steps[batches_per_step] = history.history, int(vae.optimizer.iterations)
+    assert steps[1] == steps[3] == 3 * 13  # 256 images: 12 batches of 20 and one of 16, each epoch
+    for key, values in histories[1].items():  # one Adam step per batch either way
+        np.testing.assert_allclose(histories[3][key], values, rtol=1e-5, err_msg=key)
+
+
 def _noiseless_vae(jit_compile: bool):
     """A VAE whose posterior variance is ~1e-13, so the sampling noise cannot change any figure."""
     vae = build_vae(latent_dim=2, hidden_units=(64,), seed=0, jit_compile=jit_compile)
