@@ -145,6 +145,15 @@ def test_make_dataset_batches_and_shuffles_reproducibly(random_images):
     np.testing.assert_array_equal(ordered, random_images[:100])
 
 
+def test_make_dataset_reshuffles_every_epoch_and_keeps_every_image_once(random_images):
+    dataset = make_dataset(random_images, batch_size=100, seed=3)
+    first, second = (np.concatenate(list(dataset.as_numpy_iterator())) for _ in range(2))
+    assert not np.array_equal(first, second)
+    every_image = sorted(image.tobytes() for image in random_images)
+    for epoch in (first, second):  # each epoch is a permutation of the images
+        assert sorted(image.tobytes() for image in epoch) == every_image
+
+
 def test_stacked_batches_are_the_same_batches_in_the_same_order(random_images):
     plain = list(make_dataset(random_images, batch_size=30, seed=5).as_numpy_iterator())
     for batches_per_step, shapes in {
