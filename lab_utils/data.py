@@ -140,7 +140,7 @@ def _download_with_keras() -> tuple:
     except Exception as err:  # Keras raises a bare Exception for network failures.
         raise MNISTDataError(
             f"MNIST is not on this machine and the Keras download failed ({err}). "
-            "On a machine without internet, " + FIX_HINT
+            f"On a machine without internet: {FIX_HINT}"
         ) from err
 
 
