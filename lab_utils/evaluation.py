@@ -165,7 +165,7 @@ def judge_samples(classifier, images) -> dict:
 
 def classifier_features(classifier, images) -> np.ndarray:
     """The classifier's 128-unit feature layer for `images` (the space the Fréchet distance uses)."""
-    extractor = keras.Model(classifier.inputs, classifier.get_layer("features").output)
+    extractor = keras.Model(classifier.input, classifier.get_layer("features").output)
     return extractor.predict(check_images(images), batch_size=1000, verbose=0)
 
 

@@ -82,6 +82,15 @@ def build_decoder(
     return keras.Model(inputs, outputs, name="decoder")
 
 
+def call_model(model: keras.Model, inputs, training: bool = False):
+    """Call a one-input functional `model` on a tensor, in the input structure the model has.
+
+    Keras 3.10 (Colab's) reloads such a model as taking a list of one tensor and warns at a
+    bare tensor; newer Keras reloads it as taking the tensor and warns at the list.
+    """
+    return model([inputs] if isinstance(model.input, list) else inputs, training=training)
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class VAE(keras.Model):
     """Encoder + decoder trained on the negative ELBO; logs loss, reconstruction_loss and kl_loss."""
@@ -103,11 +112,11 @@ class VAE(keras.Model):
 
     def encode(self, images, labels=None, training=False):
         """Return (z_mean, z_log_var, z) for `images` (`labels` is used by ConditionalVAE only)."""
-        return self.encoder(images, training=training)
+        return call_model(self.encoder, images, training=training)
 
     def decode(self, z, labels=None, training=False):
         """Return the pixel probabilities for codes `z` (`labels` is used by ConditionalVAE only)."""
-        return self.decoder(z, training=training)
+        return call_model(self.decoder, z, training=training)
 
     def call(self, inputs, training=False):
         """Reconstruct images through the posterior mean (deterministic, for display and predict)."""

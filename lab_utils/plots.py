@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lab_utils.data import IMAGE_SIZE
+from lab_utils.models import call_model
 
 LOSS_TERMS = (
     ("loss", "Total: negative ELBO"),
@@ -185,7 +186,7 @@ def decode(decoder, z) -> np.ndarray:
     latent_dim = decoder.inputs[0].shape[-1]
     if z.ndim != 2 or z.shape[1] != latent_dim:
         raise ValueError(f"z has shape {z.shape}; this decoder takes codes of shape (n, {latent_dim}).")
-    pixels = keras.ops.convert_to_numpy(decoder(z, training=False))
+    pixels = keras.ops.convert_to_numpy(call_model(decoder, z))
     return pixels.reshape(len(z), IMAGE_SIZE, IMAGE_SIZE)
 
 

@@ -13,11 +13,13 @@ import io
 import ipywidgets as widgets
 import keras
 import numpy as np
+from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, ImageDraw
 
 from lab_utils.data import IMAGE_SIZE, check_images
 from lab_utils.losses import kl_divergence, reconstruction_loss
+from lab_utils.models import call_model
 from lab_utils.plots import plot_latent_scatter
 
 SCALE = 6  # each MNIST pixel becomes SCALE x SCALE screen pixels
@@ -31,7 +33,7 @@ class CompiledDecoder:
 
         self.latent_dim = int(decoder.inputs[0].shape[-1])
         spec = tf.TensorSpec((None, self.latent_dim), tf.float32)
-        self._decode = tf.function(lambda z: decoder(z, training=False), input_signature=[spec])
+        self._decode = tf.function(lambda z: call_model(decoder, z), input_signature=[spec])
 
     def __call__(self, z) -> np.ndarray:
         z = np.asarray(z, dtype="float32")
@@ -69,12 +71,13 @@ def encode_means(encoder, images) -> tuple[np.ndarray, np.ndarray]:
 
 
 class _Explorer:
-    """An explorer shows as its ipywidgets container when it is a cell's value."""
+    """An explorer shows as its ipywidgets container, as a cell's value or through `display()`."""
 
     widget: widgets.Widget
 
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+    def _ipython_display_(self):
+        # ipywidgets 7 (Colab) widgets have no _repr_mimebundle_; display() works on 7 and 8.
+        display(self.widget)
 
 
 class _ScatterBackground:

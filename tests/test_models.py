@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -131,6 +133,28 @@ def test_trained_vae_round_trips_through_keras_file_in_safe_mode(random_images, 
     np.testing.assert_array_equal(np.asarray(loaded.decoder(z)), np.asarray(vae.decoder(z)))
     # it keeps training where it stopped
     loaded.fit(random_images, epochs=1, batch_size=64, verbose=0)
+
+
+def test_a_reloaded_vae_is_used_without_keras_warnings(random_images, tmp_path):
+    """Keras 3.10 (Colab) and newer reload one-input models differently; the kit's calls suit both."""
+    from lab_utils.plots import decode
+    from lab_utils.widgets import CompiledDecoder, encode_means
+
+    vae = build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False)
+    vae.fit(random_images, epochs=1, batch_size=64, verbose=0)
+    vae.save(tmp_path / "vae.keras")
+    loaded = keras.models.load_model(tmp_path / "vae.keras", safe_mode=True)
+    z = np.random.default_rng(0).normal(size=(4, 2)).astype("float32")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        decoded = [np.asarray(loaded.decode(z)).reshape(4, 28, 28), decode(loaded.decoder, z)]
+        decoded.append(CompiledDecoder(loaded.decoder)(z))
+        z_mean = [np.asarray(loaded.encode(random_images[:4])[0])]
+        z_mean.append(encode_means(loaded.encoder, random_images[:4])[0])
+    for images in decoded:
+        np.testing.assert_allclose(images, np.asarray(vae.decoder(z)).reshape(4, 28, 28), atol=1e-6)
+    for means in z_mean:
+        np.testing.assert_allclose(means, np.asarray(vae.encoder(random_images[:4])[0]), atol=1e-5)
 
 
 def test_negative_beta_is_rejected():

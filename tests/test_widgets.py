@@ -156,3 +156,37 @@ def test_conditional_generator_draws_the_picked_digit():
         generator.update(12)
     with pytest.raises(ValueError, match="needs a ConditionalVAE"):
         ConditionalGenerator(build_vae(hidden_units=(8,)))
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _explorers(trained) -> dict:
+    vae, images, labels = trained
+    cvae = build_vae(latent_dim=2, hidden_units=(8,), architecture="conditional", seed=0)
+    return {
+        "latent": LatentExplorer(vae.decoder, vae.encoder, images, labels),
+        "interpolation": InterpolationExplorer(vae.decoder, vae.encoder, images, labels),
+        "reconstruction": ReconstructionBrowser(vae.encoder, vae.decoder, images, labels),
+        "conditional": ConditionalGenerator(cvae, count=2),
+    }
+
+
+@pytest.mark.parametrize("how", ["cell value", "display()"])
+def test_every_explorer_displays_as_its_widget(trained, how):
+    """IPython's display machinery shows the widget view on ipywidgets 7 (Colab) and 8 alike."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.display import display
+    from IPython.utils.capture import capture_output
+
+    shell = InteractiveShell.instance()
+    for name, explorer in _explorers(trained).items():
+        shell.user_ns["explorer"] = explorer
+        with capture_output() as captured:
+            if how == "cell value":
+                shell.run_cell("explorer", store_history=False).raise_error()
+            else:
+                display(explorer)
+        views = [output.data[WIDGET_VIEW] for output in captured.outputs if WIDGET_VIEW in output.data]
+        assert [view["model_id"] for view in views] == [explorer.widget.model_id], (name, captured.stdout)
+        assert not captured.stderr, (name, captured.stderr)
