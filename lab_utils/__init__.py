@@ -25,6 +25,9 @@ def _import_tensorflow_quietly() -> None:
             import tensorflow as tf
 
             tf.config.list_physical_devices()
+            # TensorFlow 2.16-2.19 print XLA's start-up lines once per process, at the first
+            # compiled call, before absl logging is set up: make that first call here.
+            tf.function(lambda x: x + 1, jit_compile=True)(tf.zeros(()))
             # The kit compiles one function per model (training, IWAE, widgets); TensorFlow's
             # "triggered tf.function retracing" warnings about that are noise for students.
             tf.get_logger().setLevel("ERROR")
