@@ -4,12 +4,13 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lab run html test lint release grade clean
+.PHONY: help install lab run html test test-stacks lint release grade clean
 
 help:
 	@echo "make run    install everything, then run every lab notebook in full mode (writes outputs back)"
 	@echo "make test   install everything, then run the unit tests and every notebook in fast mode"
 	@echo "make lab    install everything, then open JupyterLab on the notebooks"
+	@echo "make test-stacks  the tests and notebooks on the Colab, lowest-version and newest stacks (fresh envs)"
 	@echo "make html   export the executed notebooks to HTML for grading (build/html/)"
 	@echo "make lint   ruff check"
 	@echo "make release                 instructors: the student release (solutions stripped) in build/classroom/release/"
@@ -34,6 +35,9 @@ html: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-stacks: $(STAMP)
+	$(BIN)/python scripts/run_stacks.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
