@@ -4,7 +4,7 @@ Usage: MNIST_DIR=../shared/data/mnist python benchmarks/bench_training.py [--epo
 
 (a) original pattern: a keras.Model subclass with a GradientTape train_step, `fit` on NumPy
     arrays, no XLA (as the lab wrote it, ported to Keras 3);
-(b) kit path: `build_vae` + `train_vae` (tf.data, XLA, 64 batches per compiled call).
+(b) kit path: `build_vae` + `train_vae` (tf.data, XLA, 64 steps per execution).
 Both run in this one process on the same data, for the lab model (Dense 512, latent 2,
 batch 256) and a 784-400-20 model (batch 128), each with a warm-up epoch first. The FLOP
 floor is the epoch's matmul work (forward, input-gradient and weight-gradient products of every

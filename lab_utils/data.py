@@ -196,28 +196,16 @@ def make_dataset(
     shuffle: bool = True,
     seed: int | None = None,
     labels: np.ndarray | None = None,
-    batches_per_step: int = 1,
 ):
     """Return a tf.data pipeline of image batches, or (images, labels) batches if `labels` is given.
 
-    Each epoch draws a new order of the images in one stateless shuffle op (a shuffle
-    buffer of 60,000 elements would take ~60 ms at the start of every epoch) and cuts it
-    into batches of indices; the images stay in one tensor and each batch is gathered by
-    index. Autotune is off because its per-epoch teardown stalls epochs by about a second
-    on a 2-core CPU.
-
-    With `batches_per_step=k` > 1 each element is a stack of up to k consecutive batches,
-    shape (k, batch_size, 784), which `VAE.train_step` trains on one batch after another
-    inside a single compiled call. The batches and their order are the same as with k = 1:
-    the stacks hold the full batches, then a stack of the full batches left over, then the
-    last, smaller batch on its own, shape (1, n % batch_size, 784).
+    Each epoch draws a new order of the image indices and gathers each batch from one tensor
+    of images; autotune is off because its per-epoch teardown stalls epochs on a 2-core CPU.
     """
     import tensorflow as tf
 
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size} must be a positive integer.")
-    if not isinstance(batches_per_step, int) or batches_per_step < 1:
-        raise ValueError(f"batches_per_step={batches_per_step!r} must be a positive integer, e.g. 64.")
     if labels is not None and len(labels) != len(images):
         raise ValueError(f"got {len(images)} images but {len(labels)} labels; pass one label per image.")
     count = len(images)
@@ -232,45 +220,14 @@ def make_dataset(
         )
     else:
         order = tf.data.Dataset.from_tensors(tf.range(count, dtype="int64"))
-    pieces = _batch_shapes(count, batch_size, batches_per_step)
-    indices = order.flat_map(lambda order: _cut(order, pieces))
-    indices = indices.apply(tf.data.experimental.assert_cardinality(sum(n for n, _ in pieces)))
+    batches = order.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
+    batches = batches.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     pixels = tf.constant(np.asarray(images, dtype="float32"))
     if labels is None:
-        dataset = indices.map(lambda batch: tf.gather(pixels, batch))
+        dataset = batches.map(lambda batch: tf.gather(pixels, batch))
     else:
         digits = tf.constant(np.asarray(labels, dtype="int32"))
-        dataset = indices.map(lambda batch: (tf.gather(pixels, batch), tf.gather(digits, batch)))
+        dataset = batches.map(lambda batch: (tf.gather(pixels, batch), tf.gather(digits, batch)))
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(2).with_options(options)
-
-
-def _batch_shapes(count: int, batch_size: int, batches_per_step: int) -> list[tuple[int, tuple[int, ...]]]:
-    """(how many, shape) of the index batches, or stacks of them, that one epoch is cut into."""
-    full_batches, last_batch = divmod(count, batch_size)
-    if batches_per_step == 1:
-        pieces = [(full_batches, (batch_size,)), (1 if last_batch else 0, (last_batch,))]
-    else:
-        full_stacks, left_over = divmod(full_batches, batches_per_step)
-        pieces = [
-            (full_stacks, (batches_per_step, batch_size)),
-            (1 if left_over else 0, (left_over, batch_size)),
-            (1 if last_batch else 0, (1, last_batch)),
-        ]
-    return [(n, shape) for n, shape in pieces if n]
-
-
-def _cut(order, pieces):
-    """Cut one epoch's order of image indices into the batches (or stacks) `_batch_shapes` describes."""
-    import tensorflow as tf
-
-    datasets, start = [], 0
-    for n, shape in pieces:
-        end = start + n * int(np.prod(shape))
-        datasets.append(tf.data.Dataset.from_tensor_slices(tf.reshape(order[start:end], (n, *shape))))
-        start = end
-    batches = datasets[0]
-    for more in datasets[1:]:
-        batches = batches.concatenate(more)
-    return batches

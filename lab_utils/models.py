@@ -136,29 +136,15 @@ class VAE(keras.Model):
         return {metric.name: metric.result() for metric in self.metrics}
 
     def train_step(self, data):
-        """One Adam step on a batch; on a stack of batches (see `make_dataset`), one step per batch."""
-        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if len(images.shape) == 3:
-            return self._train_on_stack(images, labels)
-        return self._train_on_batch(images, labels)
-
-    def _train_on_batch(self, images, labels):
+        """One Adam step on a batch: gradients of the negative ELBO through the sampled codes."""
         import tensorflow as tf
 
+        images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
             loss, reconstruction, kl = self._compute_losses(images, labels, training=True)
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._record(loss, reconstruction, kl)
-
-    def _train_on_stack(self, images, labels):
-        """Train on images[0], images[1], ... in one loop that XLA compiles, saving a call per batch."""
-
-        def step(index, logs):
-            return self._train_on_batch(images[index], None if labels is None else labels[index])
-
-        no_logs_yet = {metric.name: ops.zeros(()) for metric in self.metrics}
-        return ops.fori_loop(0, ops.shape(images)[0], step, no_logs_yet)
 
     def test_step(self, data):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)

@@ -13,7 +13,7 @@ import keras
 
 from lab_utils.config import RunConfig, artifacts_dir
 from lab_utils.data import check_images, make_dataset
-from lab_utils.models import VAE, build_vae
+from lab_utils.models import build_vae
 
 BACKUP_FOLDER = "backup"
 HISTORY_FILE = "history.csv"
@@ -41,28 +41,6 @@ def _read_history(path: Path) -> tuple[list[int], dict[str, list[float]]]:
     return epochs, {key: [float(rows[epoch][key]) for epoch in epochs] for key in keys}
 
 
-CONVOLUTIONS = (
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.Conv1DTranspose,
-    keras.layers.Conv2DTranspose,
-    keras.layers.Conv3DTranspose,
-    keras.layers.DepthwiseConv1D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv1D,
-    keras.layers.SeparableConv2D,
-)
-
-
-def _batches_per_step(vae: keras.Model) -> int:
-    """64 for a kit VAE of Dense layers; 1 for other models and for convolutional VAEs."""
-    if not isinstance(vae, VAE):
-        return 1  # only VAE.train_step knows how to train on a stack of batches
-    layers = [*vae.encoder.layers, *vae.decoder.layers]
-    return 1 if any(isinstance(layer, CONVOLUTIONS) for layer in layers) else 64
-
-
 def train_vae(
     vae: keras.Model,
     x_train,
@@ -75,18 +53,10 @@ def train_vae(
     verbose: str | int = "auto",
     y_train=None,
     y_val=None,
-    batches_per_step: int | None = None,
 ) -> keras.callbacks.History:
     """Fit `vae` on `x_train` (validating on `x_val`) and return the Keras History.
 
     Labels (`y_train`, `y_val`) are needed only by a ConditionalVAE.
-
-    A kit `VAE` is fed stacks of `batches_per_step` batches (see `make_dataset`): it takes
-    one Adam step per batch, as usual, but runs a whole stack in one compiled XLA call,
-    which saves about a tenth of an epoch's time on a CPU. The per-epoch losses are the same
-    as with `batches_per_step=1`; Keras' progress bar then counts stacks, not batches. The
-    default, None, means 64 for dense models and 1 (a batch per step) for models with
-    convolutions, which XLA on a CPU ran about 15 times slower inside the loop.
 
     With `checkpoint_dir`, the training state is backed up after every epoch
     (`keras.callbacks.BackupAndRestore`) and the per-epoch logs are appended to
@@ -97,13 +67,6 @@ def train_vae(
         raise ValueError(f"epochs={epochs!r} must be a positive integer.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size={batch_size!r} must be a positive integer, e.g. 256.")
-    if batches_per_step is None:
-        batches_per_step = _batches_per_step(vae)
-    elif batches_per_step != 1 and not isinstance(vae, VAE):
-        raise ValueError(
-            f"batches_per_step={batches_per_step!r} needs a kit VAE, whose train_step trains on a stack "
-            f"of batches; {type(vae).__name__} takes one batch per step: pass batches_per_step=1."
-        )
     x_train = check_images(x_train, "x_train")
     train_data = make_dataset(
         x_train,
@@ -111,7 +74,6 @@ def train_vae(
         shuffle=True,
         seed=seed,
         labels=y_train,
-        batches_per_step=batches_per_step,
     )
     val_data = None
     if x_val is not None:

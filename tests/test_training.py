@@ -6,9 +6,8 @@ import keras
 import numpy as np
 import pytest
 
-from lab_utils.models import build_decoder, build_encoder, build_vae
-from lab_utils.pitfalls import VAEWithoutTestStep
-from lab_utils.training import _batches_per_step, set_seed, train_or_load, train_vae
+from lab_utils.models import build_vae
+from lab_utils.training import set_seed, train_or_load, train_vae
 
 
 def _run(seed: int, images) -> dict:
@@ -180,36 +179,10 @@ def test_several_steps_per_call_compute_the_same_losses(random_images):
         np.testing.assert_allclose(many_steps[key], values, rtol=1e-6, err_msg=key)
 
 
-def test_stacked_batches_compute_the_same_losses(random_images):
-    histories, steps = {}, {}
-    for batches_per_step in (1, 3):
-        set_seed(3)
-        vae = build_vae(latent_dim=2, hidden_units=(64,))
-        history = train_vae(
-            vae,
-            random_images,
-            random_images[:128],
-            epochs=3,
-            batch_size=20,
-            seed=3,
-            verbose=0,
-            batches_per_step=batches_per_step,
-        )
-        histories[batches_per_step], steps[batches_per_step] = history.history, int(vae.optimizer.iterations)
-    assert steps[1] == steps[3] == 3 * 13  # 256 images: 12 batches of 20 and one of 16, each epoch
-    for key, values in histories[1].items():  # one Adam step per batch either way
-        np.testing.assert_allclose(histories[3][key], values, rtol=1e-5, err_msg=key)
-
-
-def test_only_dense_kit_vaes_get_stacks_of_batches(random_images):
-    assert _batches_per_step(build_vae(hidden_units=(8,))) == 64
-    assert _batches_per_step(build_vae(hidden_units=(8,), architecture="conditional")) == 64
-    assert _batches_per_step(build_vae(architecture="conv")) == 1  # XLA runs convolutions slowly in a loop
-    original = VAEWithoutTestStep(build_encoder(), build_decoder())
-    assert _batches_per_step(original) == 1
-    original.compile(optimizer="adam")
-    with pytest.raises(ValueError, match="batches_per_step=8 needs a kit VAE"):
-        train_vae(original, random_images, epochs=1, batches_per_step=8, verbose=0)
+def test_training_takes_one_adam_step_per_batch(random_images):
+    vae = build_vae(latent_dim=2, hidden_units=(8,), jit_compile=False)
+    train_vae(vae, random_images, epochs=3, batch_size=20, seed=3, verbose=0)
+    assert int(vae.optimizer.iterations) == 3 * 13  # 256 images: 12 batches of 20 and one of 16
 
 
 def _noiseless_vae(jit_compile: bool):
