@@ -41,13 +41,13 @@ def main() -> None:
 
     (x_train, _), (x_test, y_test) = load_mnist()
     config = get_run_config()
-    vae, _ = train_lab_model(config, x_train, verbose=0)
+    vae = train_lab_model(config, x_train, verbose=0).model
     rng = np.random.default_rng(0)
     n = args.updates
 
-    latent = LatentExplorer(vae.decoder, vae.encoder, x_test, y_test)
-    interpolation = InterpolationExplorer(vae.decoder, vae.encoder, x_test, y_test, start=0, end=1)
-    browser = ReconstructionBrowser(vae.encoder, vae.decoder, x_test, y_test)
+    latent = LatentExplorer(vae, x_test, y_test)
+    interpolation = InterpolationExplorer(vae, x_test, y_test, start=0, end=1)
+    browser = ReconstructionBrowser(vae, x_test, y_test)
 
     def move_latent(value):
         latent.sliders[0].value = value

@@ -1,14 +1,12 @@
-"""Run settings: fast mode for CI smoke runs, full mode for teaching runs, and paths."""
+"""Run settings: fast mode for CI smoke runs, full mode for teaching runs."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 MODE_VARIABLE = "VAE_LAB_MODE"
 RETRAIN_VARIABLE = "VAE_LAB_RETRAIN"
-ARTIFACTS_VARIABLE = "VAE_LAB_ARTIFACTS"
 MODES = ("fast", "full")
 
 
@@ -60,22 +58,3 @@ def get_run_config(mode: str | None = None) -> RunConfig:
     if mode == "full":
         return RunConfig(mode="full", train_size=None, epochs=10, retrain=retrain)
     raise ValueError(f"mode={mode!r} is not a run mode; use one of {MODES}.")
-
-
-def artifacts_dir(mode: str | None = None) -> Path:
-    """Return the folder for trained models of one run mode, so a fast run never overwrites a full one.
-
-    The root is VAE_LAB_ARTIFACTS if set, else `artifacts/` at the kit's root (a source
-    checkout) or in the working directory (an installed kit).
-    """
-    mode = run_mode() if mode is None else mode
-    if mode not in MODES:
-        raise ValueError(f"mode={mode!r} is not a run mode; use one of {MODES}.")
-    configured = os.environ.get(ARTIFACTS_VARIABLE)
-    if configured:
-        root = Path(configured).expanduser().resolve()
-    else:
-        checkout = Path(__file__).resolve().parent.parent
-        base = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
-        root = base / "artifacts"
-    return root / mode

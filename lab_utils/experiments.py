@@ -8,15 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from lab_utils.config import RunConfig
-from lab_utils.evaluation import (
-    classifier_features,
-    evaluate_elbo,
-    frechet_distance,
-    importance_log_likelihood,
-    judge_samples,
-)
+from lab_utils.judge import judge_images
+from lab_utils.metrics import evaluate_elbo, importance_log_likelihood
 from lab_utils.models import build_vae
-from lab_utils.training import train_or_load, training_seconds
+from lab_utils.training import train_or_load
 
 
 @dataclass(frozen=True)
@@ -28,29 +23,6 @@ class Experiment:
     latent_dim: int = 2
     beta: float = 1.0
     hidden_units: tuple[int, ...] = (512,)
-
-
-def generate(vae, count: int, seed: int, labels=None) -> np.ndarray:
-    """Decode `count` codes drawn from the prior N(0, I) (with these digit labels for a ConditionalVAE)."""
-    latent_dim = int(vae.decoder.inputs[0].shape[-1])
-    z = np.random.default_rng(seed).standard_normal((count, latent_dim)).astype("float32")
-    return np.asarray(vae.decode(z, labels))
-
-
-def judge_generations(classifier, generated, reference_features, intended_labels=None) -> dict:
-    """Classifier-judged quality of generated images against real test images' features."""
-    verdict = judge_samples(classifier, generated)
-    counts = verdict["digit_counts"]
-    result = {
-        "mean_confidence": verdict["mean_confidence"],
-        "digits_covered": int(np.sum(counts >= 0.05 * counts.sum())),
-        "frechet_distance": frechet_distance(classifier_features(classifier, generated), reference_features),
-        "digit_counts": counts.tolist(),
-    }
-    if intended_labels is not None:
-        predicted = classifier.predict(generated, batch_size=1000, verbose=0).argmax(axis=1)
-        result["label_accuracy"] = float(np.mean(predicted == np.asarray(intended_labels)))
-    return result
 
 
 def run_experiment(
@@ -77,7 +49,7 @@ def run_experiment(
             seed=config.seed,
         )
 
-    vae, history = train_or_load(
+    vae, history, seconds = train_or_load(
         build,
         path,
         x_train[: config.train_size],
@@ -101,7 +73,7 @@ def run_experiment(
         samples=config.iwae_samples,
         seed=config.seed,
     )
-    generated = generate(vae, samples, config.seed, intended)
+    generated = vae.generate(samples, config.seed, intended)
     return {
         **asdict(experiment),
         "epochs": len(history["loss"]),
@@ -109,24 +81,7 @@ def run_experiment(
         "reconstruction_loss": elbo["reconstruction_loss"],
         "kl_loss": elbo["kl_loss"],
         "log_px": float(log_px.mean()),
-        **judge_generations(classifier, generated, reference_features, intended),
-        "train_seconds": training_seconds(path),
+        **judge_images(classifier, generated, reference_features, intended),
+        "train_seconds": seconds,
         "model": vae,
     }
-
-
-def experiments_table(rows: list[dict]) -> str:
-    """Markdown table of experiment rows (nats per image; FD is the kit classifier's Fréchet distance)."""
-    header = (
-        "| model | latent | β | test −ELBO | −log p(x) (IWAE) | KL | sample confidence | digits covered "
-        "| FD to test | train time |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
-    )
-    lines = [header]
-    for row in rows:
-        extra = f" (labels right: {row['label_accuracy']:.0%})" if "label_accuracy" in row else ""
-        lines.append(
-            f"| {row['name']} | {row['latent_dim']} | {row['beta']:g} | {row['negative_elbo']:.1f} | "
-            f"{-row['log_px']:.1f} | {row['kl_loss']:.1f} | {row['mean_confidence']:.2f}{extra} | "
-            f"{row['digits_covered']}/10 | {row['frechet_distance']:.1f} | {row['train_seconds']:.0f} s |"
-        )
-    return "\n".join(lines)

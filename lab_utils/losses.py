@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from keras import ops
 
+# The terms a kit VAE logs (and with val_ in front, on the validation set), with their names.
+LOSS_TERMS = {
+    "loss": "negative ELBO (total)",
+    "reconstruction_loss": "reconstruction −log p(x|z)",
+    "kl_loss": "KL(q(z|x) ‖ p(z))",
+}
+
 
 def reconstruction_loss(images, reconstructions):
     """Binary cross-entropy summed over pixels: -log p(x|z) per image, shape (batch,)."""

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import keras
+import numpy as np
 from keras import layers, ops
 
-from lab_utils.data import N_PIXELS
+from lab_utils.data import IMAGE_SIZE, N_PIXELS
 from lab_utils.losses import negative_elbo
 
 PACKAGE = "lab_utils"
@@ -105,10 +106,18 @@ class VAE(keras.Model):
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
+        self._compiled_decode = None  # made by the first decode_images call
+
+    conditional = False  # a ConditionalVAE's encoder and decoder also take the digit label
 
     @property
     def metrics(self):
         return [self.loss_tracker, self.reconstruction_loss_tracker, self.kl_loss_tracker]
+
+    @property
+    def latent_dim(self) -> int:
+        """The size of the latent code z."""
+        return int(self.decoder.inputs[0].shape[-1])
 
     def encode(self, images, labels=None, training=False):
         """Return (z_mean, z_log_var, z) for `images` (`labels` is used by ConditionalVAE only)."""
@@ -117,6 +126,40 @@ class VAE(keras.Model):
     def decode(self, z, labels=None, training=False):
         """Return the pixel probabilities for codes `z` (`labels` is used by ConditionalVAE only)."""
         return call_model(self.decoder, z, training=training)
+
+    def decode_images(self, z, labels=None) -> np.ndarray:
+        """Decode codes `z` (n, latent_dim) to (n, 28, 28) images; a ConditionalVAE also needs `labels`.
+
+        One compiled call, so an explorer can redraw at every slider move.
+        """
+        import tensorflow as tf
+
+        z = np.asarray(z, dtype="float32")
+        z = z[None] if z.ndim == 1 else z
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"z has shape {z.shape}; this VAE decodes codes of shape (n, {self.latent_dim})."
+            )
+        if not np.isfinite(z).all():
+            raise ValueError(f"z contains NaN or infinite values: {z}.")
+        if self.conditional and labels is None:
+            raise ValueError("a ConditionalVAE decodes a code as a digit: pass labels, one per code.")
+        labels = np.zeros(len(z), "int32") if labels is None else np.asarray(labels, "int32").reshape(-1)
+        if len(labels) != len(z):
+            raise ValueError(f"got {len(z)} codes but {len(labels)} labels; pass one label per code.")
+        if self._compiled_decode is None:
+            signature = [tf.TensorSpec((None, self.latent_dim), "float32"), tf.TensorSpec((None,), "int32")]
+            self._compiled_decode = tf.function(
+                lambda z, labels: self.decode(z, labels if self.conditional else None),
+                input_signature=signature,
+            )
+        pixels = self._compiled_decode(z, labels)
+        return np.asarray(pixels).reshape(len(z), IMAGE_SIZE, IMAGE_SIZE)
+
+    def generate(self, count: int, seed: int = 0, labels=None) -> np.ndarray:
+        """Decode `count` codes drawn from the prior N(0, I) to images; a ConditionalVAE needs `labels`."""
+        z = np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype("float32")
+        return self.decode_images(z, labels)
 
     def call(self, inputs, training=False):
         """Reconstruct images through the posterior mean (deterministic, for display and predict)."""
@@ -174,6 +217,7 @@ class ConditionalVAE(VAE):
     decoder [z, one-hot label].
     """
 
+    conditional = True
     num_classes = 10
 
     def _one_hot(self, labels):

@@ -5,44 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 
-import keras
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lab_utils.data import IMAGE_SIZE
-from lab_utils.models import call_model
-
-LOSS_TERMS = (
-    ("loss", "Total: negative ELBO"),
-    ("reconstruction_loss", "Reconstruction: −log p(x|z)"),
-    ("kl_loss", "KL(q(z|x) ‖ p(z))"),
-)
+from lab_utils.losses import LOSS_TERMS
 
 
-def _history_dict(history) -> Mapping[str, Sequence[float]]:
-    logs = getattr(history, "history", history)
-    if not isinstance(logs, Mapping) or "loss" not in logs:
-        raise ValueError(
-            "history must be the History returned by train_vae/fit (or its .history dict) "
-            f"with a 'loss' entry; got {type(history).__name__}."
-        )
-    return logs
-
-
-def plot_loss_curves(history, title: str = "VAE training: train vs validation loss") -> Figure:
+def plot_loss_curves(
+    history: Mapping[str, Sequence[float]], title: str = "VAE training: train vs validation loss"
+) -> Figure:
     """Plot train and validation curves of the total loss and of each loss term, per epoch."""
-    logs = _history_dict(history)
-    epochs = getattr(history, "epoch", None) or list(range(len(logs["loss"])))
-    epochs = [epoch + 1 for epoch in epochs]
+    if not isinstance(history, Mapping) or "loss" not in history:
+        raise ValueError(
+            f"history must be the history dict training returns, with a 'loss' entry; got {history!r:.80}."
+        )
+    epochs = range(1, len(history["loss"]) + 1)
     figure = Figure(figsize=(13, 3.6), layout="constrained")
     axes = figure.subplots(1, len(LOSS_TERMS))
-    for axis, (key, label) in zip(axes, LOSS_TERMS):
-        if key in logs:
-            axis.plot(epochs, logs[key], marker="o", label="train")
-        if f"val_{key}" in logs:
-            axis.plot(epochs, logs[f"val_{key}"], marker="s", label="validation (test set)")
+    for axis, (key, label) in zip(axes, LOSS_TERMS.items()):
+        axis.plot(epochs, history[key], marker="o", label="train")
+        if f"val_{key}" in history:
+            axis.plot(epochs, history[f"val_{key}"], marker="s", label="validation (test set)")
         axis.set_title(label)
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -180,16 +166,6 @@ def plot_class_balance(y_train, y_test) -> Figure:
     return plot_digit_bars(counts, "Images per digit class", "number of images")
 
 
-def decode(decoder, z) -> np.ndarray:
-    """Decode latent codes `z` (n, latent_dim) in one batched call; returns (n, 28, 28) images."""
-    z = np.asarray(z, dtype="float32")
-    latent_dim = decoder.inputs[0].shape[-1]
-    if z.ndim != 2 or z.shape[1] != latent_dim:
-        raise ValueError(f"z has shape {z.shape}; this decoder takes codes of shape (n, {latent_dim}).")
-    pixels = keras.ops.convert_to_numpy(call_model(decoder, z))
-    return pixels.reshape(len(z), IMAGE_SIZE, IMAGE_SIZE)
-
-
 def _image_grid(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
     """Tile (rows * columns, 28, 28) images into one (rows * 28, columns * 28) picture."""
     return (
@@ -199,30 +175,32 @@ def _image_grid(images: np.ndarray, rows: int, columns: int) -> np.ndarray:
     )
 
 
-def show_prior_samples(decoder, rows: int = 6, columns: int = 12, seed: int = 0) -> Figure:
+def show_prior_samples(vae, rows: int = 6, columns: int = 12, seed: int = 0) -> Figure:
     """Decode rows x columns codes drawn from the prior z ~ N(0, I): new digits the model makes up."""
-    latent_dim = decoder.inputs[0].shape[-1]
-    z = np.random.default_rng(seed).standard_normal((rows * columns, latent_dim))
     figure = Figure(figsize=(columns * 0.8, rows * 0.8 + 0.5), layout="constrained")
     axis = figure.subplots()
-    axis.imshow(_image_grid(decode(decoder, z), rows, columns), cmap="gray_r", vmin=0, vmax=1)
+    axis.imshow(_image_grid(vae.generate(rows * columns, seed), rows, columns), cmap="gray_r", vmin=0, vmax=1)
     axis.set_xticks([])
     axis.set_yticks([])
-    axis.set_title(f"{rows * columns} new digits decoded from z ~ N(0, I) (latent dimension {latent_dim})")
+    axis.set_title(
+        f"{rows * columns} new digits decoded from z ~ N(0, I) (latent dimension {vae.latent_dim})"
+    )
     return figure
 
 
-def plot_latent_manifold(decoder, n: int = 20, quantile_range: tuple[float, float] = (0.05, 0.95)) -> Figure:
+def plot_latent_manifold(vae, n: int = 20, quantile_range: tuple[float, float] = (0.05, 0.95)) -> Figure:
     """Decode an n x n grid of 2-D codes at evenly spaced Normal quantiles, in one batched call."""
-    if decoder.inputs[0].shape[-1] != 2:
-        raise ValueError("plot_latent_manifold needs a decoder with a 2-D latent space (latent_dim=2).")
+    if vae.latent_dim != 2:
+        raise ValueError(
+            f"plot_latent_manifold needs a 2-D latent space; this VAE has latent_dim={vae.latent_dim}."
+        )
     low, high = quantile_range
     if not 0 < low < high < 1:
         raise ValueError(f"quantile_range={quantile_range} must satisfy 0 < low < high < 1.")
     normal = NormalDist()
     values = np.array([normal.inv_cdf(q) for q in np.linspace(low, high, n)], dtype="float32")
     z1, z2 = np.meshgrid(values, values[::-1])  # z2 grows upwards, like the y axis
-    images = decode(decoder, np.column_stack([z1.ravel(), z2.ravel()]))
+    images = vae.decode_images(np.column_stack([z1.ravel(), z2.ravel()]))
     figure = Figure(figsize=(8, 8), layout="constrained")
     axis = figure.subplots()
     extent = (values[0], values[-1], values[0], values[-1])
@@ -254,13 +232,13 @@ def plot_latent_scatter(z_mean, labels, title: str = "Test images in latent spac
     return figure
 
 
-def plot_interpolation(decoder, z_start, z_end, steps: int = 10, endpoints=None) -> Figure:
+def plot_interpolation(vae, z_start, z_end, steps: int = 10, endpoints=None) -> Figure:
     """Decode `steps` codes on the line from z_start to z_end, framed by the two originals if given."""
     if steps < 2:
         raise ValueError(f"steps={steps} must be at least 2.")
     z_start, z_end = np.asarray(z_start, "float32").ravel(), np.asarray(z_end, "float32").ravel()
     weights = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
-    images = decode(decoder, (1 - weights) * z_start + weights * z_end)
+    images = vae.decode_images((1 - weights) * z_start + weights * z_end)
     column_labels = [f"t={w:.2f}" for w in weights.ravel()]
     if endpoints is not None:
         first, last = _as_images(endpoints, "endpoints")

@@ -1,17 +1,18 @@
-"""Seeds, and `train_vae`: Keras `fit` over tf.data with checkpoints that survive an interruption."""
+"""Seeds, `train_vae` (Keras `fit` on tf.data, resumable) and `train_or_load`, which caches trained models."""
 
 from __future__ import annotations
 
 import csv
-import json
 import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 
-from lab_utils.config import RunConfig, artifacts_dir
+from lab_utils.artifacts import artifacts_dir, load_or_make
+from lab_utils.config import RunConfig
 from lab_utils.data import check_images, make_dataset
 from lab_utils.models import build_vae
 
@@ -26,7 +27,7 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def _read_history(path: Path) -> tuple[list[int], dict[str, list[float]]]:
+def _read_history(path: Path) -> dict[str, list[float]]:
     """Read a CSVLogger file, keeping the last row logged for each epoch.
 
     CSVLogger writes "NA" for val_* columns when there is no validation data; those
@@ -38,7 +39,7 @@ def _read_history(path: Path) -> tuple[list[int], dict[str, list[float]]]:
             rows[int(row.pop("epoch"))] = row
     epochs = sorted(rows)
     keys = [key for key in (rows[epochs[0]] if epochs else ()) if rows[epochs[0]][key] != "NA"]
-    return epochs, {key: [float(rows[epoch][key]) for epoch in epochs] for key in keys}
+    return {key: [float(rows[epoch][key]) for epoch in epochs] for key in keys}
 
 
 def train_vae(
@@ -53,8 +54,8 @@ def train_vae(
     verbose: str | int = "auto",
     y_train=None,
     y_val=None,
-) -> keras.callbacks.History:
-    """Fit `vae` on `x_train` (validating on `x_val`) and return the Keras History.
+) -> dict[str, list[float]]:
+    """Fit `vae` on `x_train` (validating on `x_val`) and return its per-epoch logs (Keras' History.history).
 
     Labels (`y_train`, `y_val`) are needed only by a ConditionalVAE.
 
@@ -102,15 +103,16 @@ def train_vae(
         verbose=verbose,
     )
     if history_path is not None and history_path.is_file():
-        history.epoch, history.history = _read_history(history_path)
-    return history
+        return _read_history(history_path)
+    return history.history
 
 
-def write_atomically(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, so a crash never leaves half a file."""
-    temporary = path.with_name(f".{path.stem}.partial{path.suffix}")
-    write(temporary)
-    os.replace(temporary, path)
+class TrainedModel(NamedTuple):
+    """What training returns: the model, its per-epoch logs, and how long it took to train."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    seconds: float
 
 
 def train_or_load(
@@ -126,61 +128,38 @@ def train_or_load(
     verbose: str | int = "auto",
     y_train=None,
     y_val=None,
-) -> tuple[keras.Model, dict[str, list[float]]]:
-    """Return (model, history): loaded from `path` if it was saved with the same settings, else trained.
+) -> TrainedModel:
+    """Return the model saved at `path` if it was trained with the same settings, else train and save it.
 
     `build()` must return a compiled model (labels `y_train`, `y_val` are for a
-    ConditionalVAE). Training is checkpointed next to `path`, so an
-    interrupted run resumes; the finished model (`.keras`) and its history (`.history.json`)
-    are written atomically. `settings` (any JSON-able description of the run) decides whether
-    a saved model still matches what is asked for; `retrain=True` always trains.
+    ConditionalVAE). Training is checkpointed next to `path`, so an interrupted run resumes.
+    `settings` (any JSON-able description of the run) decides whether a saved model still
+    matches what is asked for; `retrain=True` always trains.
     """
     path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"path={str(path)!r} must end in .keras (the Keras model format).")
-    record = path.with_name(path.stem + ".history.json")
     run = {**(settings or {}), "epochs": epochs, "batch_size": batch_size, "seed": seed}
-    if not retrain and path.is_file() and record.is_file():
-        saved = json.loads(record.read_text())
-        if saved.get("settings") == json.loads(json.dumps(run)):
-            print(f"Loaded the trained model from {path} (pass retrain=True to train again).")
-            return keras.models.load_model(path, safe_mode=True), saved["history"]
-        print(f"{path} was trained with other settings ({saved.get('settings')}); training anew.")
-    if seed is not None:
-        set_seed(seed)
-    model = build()
-    started = time.perf_counter()
-    history = train_vae(
-        model,
-        x_train,
-        x_val,
-        epochs=epochs,
-        batch_size=batch_size,
-        seed=seed,
-        checkpoint_dir=path.with_name(path.stem + "_checkpoints"),
-        verbose=verbose,
-        y_train=y_train,
-        y_val=y_val,
-    )
-    seconds = time.perf_counter() - started
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, model.save)
-    write_atomically(
-        record,
-        lambda target: target.write_text(
-            json.dumps({"settings": run, "train_seconds": seconds, "history": history.history}, indent=1)
-        ),
-    )
-    print(f"Saved the trained model to {path}.")
-    return model, history.history
 
+    def train():
+        if seed is not None:
+            set_seed(seed)
+        model = build()
+        started = time.perf_counter()
+        history = train_vae(
+            model,
+            x_train,
+            x_val,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            checkpoint_dir=path.with_name(path.stem + "_checkpoints"),
+            verbose=verbose,
+            y_train=y_train,
+            y_val=y_val,
+        )
+        return model, {"history": history, "seconds": time.perf_counter() - started}
 
-def training_seconds(path: str | os.PathLike) -> float:
-    """Return how long the model saved at `path` by `train_or_load` took to train."""
-    record = Path(path).with_name(Path(path).stem + ".history.json")
-    if not record.is_file():
-        raise ValueError(f"no training record next to {path}; train it with train_or_load first.")
-    return float(json.loads(record.read_text())["train_seconds"])
+    model, record = load_or_make(path, run, train, retrain=retrain)
+    return TrainedModel(model, record["history"], float(record["seconds"]))
 
 
 LAB_MODEL_FILE = "vae_lab.keras"
@@ -188,7 +167,7 @@ LAB_MODEL_FILE = "vae_lab.keras"
 
 def train_lab_model(
     config: RunConfig, x_train, x_val=None, retrain: bool = False, verbose: str | int = 2
-) -> tuple[keras.Model, dict]:
+) -> TrainedModel:
     """Return the lab's VAE (Dense 512, latent 2) for `config`: loaded from artifacts/ if saved, else trained.
 
     Notebook 02 trains it (`retrain=True` trains anew even if it is saved); the later

@@ -1,7 +1,8 @@
 """ipywidgets explorers of a trained VAE: latent sliders, interpolation between two digits, reconstructions.
 
-Each explorer decodes with one compiled TensorFlow call per update (not `model.predict`,
-whose per-call set-up costs tens of milliseconds) and shows PNG images in `widgets.Image`.
+Each explorer decodes with `VAE.decode_images`, one compiled call per update (not
+`model.predict`, whose per-call set-up costs tens of milliseconds), and shows PNG images in
+`widgets.Image`.
 `update()` does the work of one slider move and returns what it drew, so it can be tested
 and timed without a browser.
 """
@@ -19,33 +20,9 @@ from PIL import Image, ImageDraw
 
 from lab_utils.data import IMAGE_SIZE, check_images
 from lab_utils.losses import kl_divergence, reconstruction_loss
-from lab_utils.models import call_model
 from lab_utils.plots import plot_latent_scatter
 
 SCALE = 6  # each MNIST pixel becomes SCALE x SCALE screen pixels
-
-
-class CompiledDecoder:
-    """Decode latent codes with one compiled TensorFlow call; returns (n, 28, 28) arrays."""
-
-    def __init__(self, decoder):
-        import tensorflow as tf
-
-        self.latent_dim = int(decoder.inputs[0].shape[-1])
-        spec = tf.TensorSpec((None, self.latent_dim), tf.float32)
-        self._decode = tf.function(lambda z: call_model(decoder, z), input_signature=[spec])
-
-    def __call__(self, z) -> np.ndarray:
-        z = np.asarray(z, dtype="float32")
-        if z.ndim == 1:
-            z = z[None]
-        if z.ndim != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(
-                f"z has shape {z.shape}; this decoder takes codes of shape (n, {self.latent_dim})."
-            )
-        if not np.isfinite(z).all():
-            raise ValueError(f"z contains NaN or infinite values: {z}.")
-        return self._decode(z).numpy().reshape(len(z), IMAGE_SIZE, IMAGE_SIZE)
 
 
 def to_png(pixels: np.ndarray, scale: int = SCALE) -> bytes:
@@ -64,9 +41,9 @@ def _check_index(index, count: int, name: str = "index") -> int:
     return int(index)
 
 
-def encode_means(encoder, images) -> tuple[np.ndarray, np.ndarray]:
-    """Return (z_mean, z_log_var) of `images` from the encoder, in batches."""
-    z_mean, z_log_var, _ = encoder.predict(check_images(images), batch_size=1000, verbose=0)
+def encode_means(vae, images) -> tuple[np.ndarray, np.ndarray]:
+    """Return (z_mean, z_log_var) of `images` from the VAE's encoder, in batches."""
+    z_mean, z_log_var, _ = vae.encoder.predict(check_images(images), batch_size=1000, verbose=0)
     return z_mean, z_log_var
 
 
@@ -115,8 +92,7 @@ class LatentExplorer(_Explorer):
 
     def __init__(
         self,
-        decoder,
-        encoder=None,
+        vae,
         images=None,
         labels=None,
         anchor_index: int = 0,
@@ -124,13 +100,13 @@ class LatentExplorer(_Explorer):
         limit: float | None = None,
         step: float = 0.05,
     ):
-        self.decode = CompiledDecoder(decoder)
-        latent_dim = self.decode.latent_dim
+        self.vae = vae
+        latent_dim = vae.latent_dim
         self.anchor = np.zeros(latent_dim, dtype="float32")
         self.codes = None
-        if encoder is not None and images is not None:
+        if images is not None:
             images = check_images(images)
-            self.codes, _ = encode_means(encoder, images)
+            self.codes, _ = encode_means(vae, images)
             self.anchor = self.codes[_check_index(anchor_index, len(images), "anchor_index")].copy()
         if limit is None:  # reach the codes the images use, and at least 3 prior standard deviations
             spread = 0.0 if self.codes is None else float(np.percentile(np.abs(self.codes), 99.5))
@@ -185,7 +161,7 @@ class LatentExplorer(_Explorer):
                     f"values has shape {z.shape}; give one value per slider: ({len(self.sliders)},)."
                 )
             z = np.concatenate([z, self.anchor[len(self.sliders) :]])
-        self.current = self.decode(z)[0]
+        self.current = self.vae.decode_images(z)[0]
         self.image.value = to_png(self.current)
         if self._background is not None:
             self.scatter.value = self._background.png_with_marker(float(z[0]), float(z[1]))
@@ -198,11 +174,11 @@ class LatentExplorer(_Explorer):
 class InterpolationExplorer(_Explorer):
     """Two images A and B (by index, or by digit) and a slider t: decodes z = (1 − t)·z_A + t·z_B."""
 
-    def __init__(self, decoder, encoder, images, labels=None, start: int = 0, end: int = 1):
-        self.decode = CompiledDecoder(decoder)
+    def __init__(self, vae, images, labels=None, start: int = 0, end: int = 1):
+        self.vae = vae
         self.images = check_images(images)
         self.labels = None if labels is None else np.asarray(labels)
-        self.codes, _ = encode_means(encoder, self.images)
+        self.codes, _ = encode_means(vae, self.images)
         last = len(self.images) - 1
         self.start = widgets.BoundedIntText(
             value=_check_index(start, len(self.images), "start"), min=0, max=last
@@ -253,7 +229,7 @@ class InterpolationExplorer(_Explorer):
             )
         a, b = self.start.value, self.end.value
         z = (1 - t) * self.codes[a] + t * self.codes[b]
-        self.current = self.decode(z)[0]
+        self.current = self.vae.decode_images(z)[0]
         strip = np.concatenate(
             [
                 self.images[a].reshape(IMAGE_SIZE, IMAGE_SIZE),
@@ -272,11 +248,11 @@ class InterpolationExplorer(_Explorer):
 class ReconstructionBrowser(_Explorer):
     """An index slider over images: the original, its reconstruction, z_mean and the two loss terms."""
 
-    def __init__(self, encoder, decoder, images, labels=None):
-        self.decode = CompiledDecoder(decoder)
+    def __init__(self, vae, images, labels=None):
+        self.vae = vae
         self.images = check_images(images)
         self.labels = None if labels is None else np.asarray(labels)
-        self.codes, self.log_variances = encode_means(encoder, self.images)
+        self.codes, self.log_variances = encode_means(vae, self.images)
         self.kl = keras.ops.convert_to_numpy(kl_divergence(self.codes, self.log_variances))
         self.index = widgets.IntSlider(value=0, min=0, max=len(self.images) - 1, description="image")
         self.pair = widgets.Image(format="png")
@@ -292,7 +268,7 @@ class ReconstructionBrowser(_Explorer):
         """Show image `index` (default: the slider's) and return its reconstruction and figures."""
         index = self.index.value if index is None else _check_index(index, len(self.images))
         original = self.images[index]
-        reconstruction = self.decode(self.codes[index])[0]
+        reconstruction = self.vae.decode_images(self.codes[index])[0]
         bce = float(reconstruction_loss(original[None], reconstruction.reshape(1, -1))[0])
         z_mean, kl = self.codes[index], float(self.kl[index])
         result = {
@@ -320,16 +296,15 @@ class ConditionalGenerator(_Explorer):
     """Pick a digit: a conditional VAE draws new images of it from z ~ N(0, I); "new samples" redraws."""
 
     def __init__(self, vae, count: int = 8, seed: int = 0):
-        if not hasattr(vae, "num_classes"):
+        if not getattr(vae, "conditional", False):
             raise ValueError(
                 "ConditionalGenerator needs a ConditionalVAE (build_vae(architecture='conditional'))."
             )
         if count < 1:
             raise ValueError(f"count={count} must be at least 1.")
         self.vae, self.count = vae, count
-        self.latent_dim = int(vae.decoder.inputs[0].shape[-1])
         self.rng = np.random.default_rng(seed)
-        self.z = self.rng.standard_normal((count, self.latent_dim)).astype("float32")
+        self.z = self.rng.standard_normal((count, vae.latent_dim)).astype("float32")
         self.digit = widgets.ToggleButtons(options=list(range(10)), value=0, description="digit")
         self.digit.style.button_width = "2.5em"
         self.redraw = widgets.Button(description="new samples", icon="refresh")
@@ -344,7 +319,7 @@ class ConditionalGenerator(_Explorer):
 
     def new_samples(self) -> np.ndarray:
         """Draw new codes from the prior and redraw."""
-        self.z = self.rng.standard_normal((self.count, self.latent_dim)).astype("float32")
+        self.z = self.rng.standard_normal((self.count, self.vae.latent_dim)).astype("float32")
         return self.update()
 
     def update(self, digit: int | None = None) -> np.ndarray:
@@ -352,7 +327,6 @@ class ConditionalGenerator(_Explorer):
         digit = self.digit.value if digit is None else digit
         if digit not in range(10):
             raise ValueError(f"digit={digit!r} must be one of 0-9.")
-        labels = np.full(self.count, digit, dtype="int32")
-        self.current = np.asarray(self.vae.decode(self.z, labels)).reshape(self.count, IMAGE_SIZE, IMAGE_SIZE)
+        self.current = self.vae.decode_images(self.z, np.full(self.count, digit))
         self.strip.value = to_png(np.concatenate(list(self.current), axis=1), scale=4)
         return self.current

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab_utils.config import artifacts_dir, get_run_config, run_mode
+from lab_utils.artifacts import artifacts_dir
+from lab_utils.config import get_run_config, run_mode
 
 
 def test_full_mode_is_the_default_for_students(monkeypatch):

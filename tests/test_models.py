@@ -137,8 +137,7 @@ def test_trained_vae_round_trips_through_keras_file_in_safe_mode(random_images, 
 
 def test_a_reloaded_vae_is_used_without_keras_warnings(random_images, tmp_path):
     """Keras 3.10 (Colab) and newer reload one-input models differently; the kit's calls suit both."""
-    from lab_utils.plots import decode
-    from lab_utils.widgets import CompiledDecoder, encode_means
+    from lab_utils.widgets import encode_means
 
     vae = build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False)
     vae.fit(random_images, epochs=1, batch_size=64, verbose=0)
@@ -147,14 +146,37 @@ def test_a_reloaded_vae_is_used_without_keras_warnings(random_images, tmp_path):
     z = np.random.default_rng(0).normal(size=(4, 2)).astype("float32")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        decoded = [np.asarray(loaded.decode(z)).reshape(4, 28, 28), decode(loaded.decoder, z)]
-        decoded.append(CompiledDecoder(loaded.decoder)(z))
+        decoded = [np.asarray(loaded.decode(z)).reshape(4, 28, 28), loaded.decode_images(z)]
         z_mean = [np.asarray(loaded.encode(random_images[:4])[0])]
-        z_mean.append(encode_means(loaded.encoder, random_images[:4])[0])
+        z_mean.append(encode_means(loaded, random_images[:4])[0])
     for images in decoded:
         np.testing.assert_allclose(images, np.asarray(vae.decoder(z)).reshape(4, 28, 28), atol=1e-6)
     for means in z_mean:
         np.testing.assert_allclose(means, np.asarray(vae.encoder(random_images[:4])[0]), atol=1e-5)
+
+
+def test_decode_images_decodes_like_a_plain_keras_call_and_explains_bad_codes():
+    vae = build_vae(latent_dim=3, hidden_units=(8,), jit_compile=False)
+    z = np.random.default_rng(0).standard_normal((5, 3)).astype("float32")
+    np.testing.assert_allclose(vae.decode_images(z), np.asarray(vae.decoder(z)).reshape(5, 28, 28), atol=1e-6)
+    np.testing.assert_allclose(
+        vae.generate(5, seed=0), vae.decode_images(z), atol=1e-6
+    )  # prior codes, seed 0
+    assert vae.latent_dim == 3 and not vae.conditional
+    with pytest.raises(ValueError, match="shape \\(1, 2\\)"):
+        vae.decode_images(np.zeros(2))
+    with pytest.raises(ValueError, match="NaN"):
+        vae.decode_images(np.array([np.nan, 0.0, 0.0]))
+
+
+def test_a_conditional_vae_decodes_the_digit_it_is_asked_for():
+    cvae = build_vae(latent_dim=2, hidden_units=(8,), architecture="conditional", jit_compile=False)
+    z = np.zeros((2, 2), "float32")
+    assert cvae.conditional
+    expected = np.asarray(cvae.decode(z, np.array([3, 7]))).reshape(2, 28, 28)
+    np.testing.assert_allclose(cvae.decode_images(z, [3, 7]), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="pass labels"):
+        cvae.decode_images(z)
 
 
 def test_negative_beta_is_rejected():

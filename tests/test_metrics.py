@@ -1,46 +1,18 @@
-"""lab_utils.evaluation: the loss figures the notebooks report."""
+"""lab_utils.metrics: ELBO terms, the IWAE bound, per-digit error, Fréchet and nearest-image distances."""
 
 from __future__ import annotations
-
-import warnings
 
 import numpy as np
 import pytest
 
-from lab_utils.evaluation import (
-    build_classifier,
-    classifier_features,
-    compare_sets,
-    comparison_table,
+from lab_utils.metrics import (
     evaluate_elbo,
-    final_losses,
     frechet_distance,
     importance_log_likelihood,
-    judge_samples,
-    loss_table,
     nearest_training_images,
     reconstruction_error_per_digit,
-    train_or_load_classifier,
 )
 from lab_utils.models import build_vae
-
-
-def test_final_losses_and_table_report_the_last_epoch():
-    history = {"loss": [170.0, 160.25], "reconstruction_loss": [165.0, 154.5], "kl_loss": [5.0, 5.75]}
-    history |= {f"val_{key}": [value + 1 for value in values] for key, values in history.items()}
-    assert final_losses(history)["val_kl_loss"] == 6.75
-    table = loss_table(history).splitlines()
-    assert table[2] == "| negative ELBO (total) | 160.25 | 161.25 |"
-    assert table[4] == "| KL(q(z\\|x) ‖ p(z)) | 5.75 | 6.75 |"
-
-
-def test_table_without_validation_shows_a_dash():
-    assert loss_table({"loss": [1.0], "reconstruction_loss": [0.5], "kl_loss": [0.5]}).endswith("0.50 | — |")
-
-
-def test_final_losses_rejects_non_history():
-    with pytest.raises(ValueError, match="'loss' entry"):
-        final_losses({"accuracy": [1.0]})
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +57,7 @@ def test_iwae_handles_a_last_partial_batch(small_vae, random_images):
 
 def test_elbo_terms_add_up_whatever_the_beta(random_images):
     for beta in (1.0, 4.0):
-        vae = build_vae(latent_dim=2, hidden_units=(16,), seed=0, beta=beta)
+        vae = build_vae(latent_dim=2, hidden_units=(16,), seed=0, beta=beta, jit_compile=False)
         figures = evaluate_elbo(vae, random_images)
         assert figures["negative_elbo"] == pytest.approx(figures["reconstruction_loss"] + figures["kl_loss"])
 
@@ -118,41 +90,3 @@ def test_nearest_training_image_finds_an_exact_copy(random_images):
     indices, distances = nearest_training_images(samples, random_images, batch_size=1)
     assert indices.tolist() == [7, 100]
     np.testing.assert_allclose(distances, [0.0, np.sqrt(5.0)], atol=1e-3)
-
-
-def test_classifier_judges_samples_and_exposes_features(random_images):
-    classifier = build_classifier(seed=0)
-    verdict = judge_samples(classifier, random_images[:30])
-    assert verdict["digit_counts"].sum() == 30 and len(verdict["digit_counts"]) == 10
-    probabilities = classifier.predict(random_images[:30], verbose=0)
-    assert verdict["mean_confidence"] == pytest.approx(probabilities.max(axis=1).mean(), rel=1e-6)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # Keras 3.7 warned when the extractor took its inputs as a list
-        features = classifier_features(classifier, random_images[:4])
-    assert features.shape == (4, 128)
-
-
-def test_compare_sets_judges_three_sets_alike(random_images):
-    classifier = build_classifier(seed=0)
-    labels = np.arange(40) % 10
-    originals = random_images[:40]
-    results = compare_sets(classifier, originals, labels, originals, random_images[40:80], random_images)
-    assert results["reconstructions"]["frechet_distance"] == pytest.approx(0.0, abs=1e-3)  # identical sets
-    assert results["originals"]["nearest_train_distance"] == pytest.approx(0.0, abs=1e-3)  # they are in it
-    assert results["generated"]["accuracy"] is None
-    assert results["originals"]["accuracy"] == results["reconstructions"]["accuracy"]
-    table = comparison_table(results).splitlines()
-    assert table[0] == "| measure | originals | reconstructions | generated |"
-    assert table[2].endswith(" | — |") and len(table) == 7
-
-
-def test_classifier_is_trained_once_then_loaded(random_images, tmp_path):
-    labels = np.arange(len(random_images)) % 10
-    path = tmp_path / "judge" / "classifier.keras"
-    first, accuracy = train_or_load_classifier(path, random_images, labels, random_images, labels, epochs=1)
-    assert path.is_file() and 0 <= accuracy <= 1 and not list(path.parent.glob(".*partial*"))
-    again, same = train_or_load_classifier(path, random_images, labels, random_images, labels, epochs=1)
-    assert same == pytest.approx(accuracy)
-    np.testing.assert_allclose(
-        again.predict(random_images[:5], verbose=0), first.predict(random_images[:5], verbose=0)
-    )

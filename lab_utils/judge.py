@@ -1,0 +1,122 @@
+"""The judge: a small CNN digit classifier that reads generated images, cached like a trained VAE."""
+
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+from keras import layers
+
+from lab_utils.artifacts import artifacts_dir, load_or_make
+from lab_utils.config import RunConfig
+from lab_utils.data import IMAGE_SIZE, N_PIXELS, check_images
+from lab_utils.metrics import frechet_distance, nearest_training_images
+
+JUDGE_FILE = "digit_classifier.keras"
+
+
+def build_classifier(seed: int | None = None) -> keras.Model:
+    """Return a small compiled CNN that classifies 784-pixel MNIST images (softmax over 10 digits)."""
+    inputs = keras.Input(shape=(N_PIXELS,), name="image")
+    x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1))(inputs)
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Dropout(0.25, seed=seed)(x)
+    x = layers.Flatten()(x)
+    features = layers.Dense(128, activation="relu", name="features")(x)
+    x = layers.Dropout(0.5, seed=seed)(features)
+    outputs = layers.Dense(10, activation="softmax", name="digit")(x)
+    model = keras.Model(inputs, outputs, name="digit_classifier")
+    model.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=True,
+    )
+    return model
+
+
+def train_or_load_judge(config: RunConfig, data, retrain: bool | None = None) -> tuple[keras.Model, float]:
+    """Return (classifier, test accuracy): loaded from artifacts/ if saved with these settings, else trained.
+
+    `data` is load_mnist()'s ((x_train, y_train), (x_test, y_test)); it trains on the first
+    `config.train_size` training images. `retrain` defaults to `config.retrain`, as for the VAEs.
+    """
+    (x_train, y_train), (x_test, y_test) = data
+    x_train, y_train = x_train[: config.train_size], y_train[: config.train_size]
+    settings = {
+        "model": "cnn 32-64, dense 128",
+        "train_size": len(x_train),
+        "epochs": config.classifier_epochs,
+        "seed": config.seed,
+    }
+
+    def train():
+        keras.utils.set_random_seed(config.seed)
+        classifier = build_classifier(config.seed)
+        started = time.perf_counter()
+        classifier.fit(
+            check_images(x_train),
+            np.asarray(y_train),
+            epochs=config.classifier_epochs,
+            batch_size=128,
+            verbose=0,
+        )
+        return classifier, {"seconds": time.perf_counter() - started}
+
+    path = artifacts_dir(config.mode) / JUDGE_FILE
+    classifier, _ = load_or_make(
+        path, settings, train, retrain=config.retrain if retrain is None else retrain
+    )
+    _, accuracy = classifier.evaluate(check_images(x_test), np.asarray(y_test), batch_size=1000, verbose=0)
+    return classifier, float(accuracy)
+
+
+def classifier_features(classifier, images) -> np.ndarray:
+    """The classifier's 128-unit feature layer for `images` (the space the Fréchet distance uses)."""
+    extractor = keras.Model(classifier.input, classifier.get_layer("features").output)
+    return extractor.predict(check_images(images), batch_size=1000, verbose=0)
+
+
+def judge_images(classifier, images, reference_features, labels=None) -> dict:
+    """How the classifier reads a set of images, beside real images' `reference_features`.
+
+    Accuracy against `labels` (None without them), mean confidence, the digit counts, digits
+    covered (classes with >= 5 % of the images) and the Fréchet distance in feature space.
+    """
+    probabilities = classifier.predict(check_images(images), batch_size=1000, verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    counts = np.bincount(predicted, minlength=10)
+    return {
+        "accuracy": None if labels is None else float(np.mean(predicted == np.asarray(labels))),
+        "mean_confidence": float(probabilities.max(axis=1).mean()),
+        "digit_counts": counts,
+        "digits_covered": int(np.sum(counts >= 0.05 * counts.sum())),
+        "frechet_distance": frechet_distance(classifier_features(classifier, images), reference_features),
+    }
+
+
+def compare_sets(classifier, originals, labels, reconstructions, generated, train_images) -> dict[str, dict]:
+    """Judge originals, reconstructions and generated images alike, each against the originals.
+
+    Each set gets `judge_images`' figures (accuracy against the originals' labels, none for
+    generated images) and the mean distance from each image to its nearest training image
+    (copying check).
+    """
+    reference = classifier_features(classifier, originals)
+    results = {}
+    for name, images in (
+        ("originals", originals),
+        ("reconstructions", reconstructions),
+        ("generated", generated),
+    ):
+        images = check_images(images, name)
+        _, distances = nearest_training_images(images, train_images)
+        results[name] = {
+            **judge_images(classifier, images, reference, None if name == "generated" else labels),
+            "nearest_train_distance": float(distances.mean()),
+        }
+    return results

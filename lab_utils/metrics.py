@@ -1,0 +1,118 @@
+"""Figures of a trained VAE and of image sets, in nats per image: ELBO terms, an IWAE bound, distances."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lab_utils.data import check_images
+from lab_utils.losses import reconstruction_loss
+
+
+def evaluate_elbo(vae, images, labels=None, batch_size: int = 1000) -> dict[str, float]:
+    """Return the negative ELBO and its two terms on `images`, in nats per image (one z sample each).
+
+    The negative ELBO is reconstruction + KL whatever the model's β (a β-VAE's training
+    loss weighs the KL differently, so it is not the ELBO). `labels` for a ConditionalVAE.
+    """
+    result = vae.evaluate(
+        check_images(images),
+        None if labels is None else np.asarray(labels),
+        batch_size=batch_size,
+        verbose=0,
+        return_dict=True,
+    )
+    terms = {key: float(result[key]) for key in ("reconstruction_loss", "kl_loss")}
+    return {"negative_elbo": terms["reconstruction_loss"] + terms["kl_loss"], **terms}
+
+
+def importance_log_likelihood(
+    vae, images, labels=None, samples: int = 1000, images_per_batch: int | None = None, seed: int = 0
+) -> np.ndarray:
+    """Estimate log p(x) per image with the importance-weighted (IWAE) bound over `samples` codes.
+
+    log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, with z_k ~ q(z|x).
+    It is a lower bound that tightens as K grows; with K = 1 it is the ELBO. Pixels are
+    treated as Bernoulli probabilities, as in the training loss, so this is the log-likelihood
+    of the same model the loss describes. `labels` are needed by a ConditionalVAE (then it
+    is log p(x | y)). Returns one value (nats) per image.
+    """
+    import tensorflow as tf
+
+    images = check_images(images)
+    if not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples={samples!r} must be a positive integer (K=1000 is the usual choice).")
+    labels = np.zeros(len(images), "int32") if labels is None else np.asarray(labels, "int32")
+    if len(labels) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
+    conditional, latent_dim = vae.conditional, vae.latent_dim
+    per_batch = images_per_batch or max(1, 20_000 // samples)
+    log_2pi = float(np.log(2 * np.pi))
+
+    @tf.function(jit_compile=True)
+    def log_weights(x, y, epsilon):
+        z_mean, z_log_var, _ = vae.encode(x, y if conditional else None)
+        z = z_mean[None] + tf.exp(0.5 * z_log_var)[None] * epsilon  # (K, B, d)
+        repeated_y = tf.reshape(tf.broadcast_to(y[None], (samples, *y.shape)), (-1,))
+        probabilities = vae.decode(tf.reshape(z, (-1, latent_dim)), repeated_y if conditional else None)
+        repeated_x = tf.reshape(tf.broadcast_to(x[None], (samples, *x.shape)), (-1, x.shape[-1]))
+        log_px_given_z = -tf.reshape(reconstruction_loss(repeated_x, probabilities), (samples, -1))
+        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
+        log_qz = -0.5 * tf.reduce_sum(tf.square(epsilon) + log_2pi + z_log_var[None], axis=-1)
+        return tf.reduce_logsumexp(log_px_given_z + log_pz - log_qz, axis=0) - np.log(samples)
+
+    rng = np.random.default_rng(seed)
+    estimates = []
+    for start in range(0, len(images), per_batch):
+        x, y = images[start : start + per_batch], labels[start : start + per_batch]
+        if len(x) < per_batch:  # keep one compiled shape: pad, then drop the padding
+            x = np.concatenate([x, np.repeat(x[-1:], per_batch - len(x), axis=0)])
+            y = np.concatenate([y, np.repeat(y[-1:], per_batch - len(y))])
+        epsilon = rng.standard_normal((samples, per_batch, latent_dim), dtype=np.float32)
+        estimates.append(log_weights(tf.constant(x), tf.constant(y), tf.constant(epsilon)).numpy())
+    return np.concatenate(estimates)[: len(images)]
+
+
+def reconstruction_error_per_digit(vae, images, labels) -> dict[int, float]:
+    """Mean reconstruction loss (nats per image, reconstructing from z_mean) of each digit class."""
+    images, labels = check_images(images), np.asarray(labels)
+    if len(images) != len(labels):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
+    reconstructions = vae.predict(images, batch_size=1000, verbose=0)
+    losses = np.asarray(reconstruction_loss(images, reconstructions))
+    return {digit: float(losses[labels == digit].mean()) for digit in range(10) if np.any(labels == digit)}
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (the FID formula, any features).
+
+    d² = |μ_a − μ_b|² + tr(Σ_a + Σ_b − 2 (Σ_a^½ Σ_b Σ_a^½)^½), computed with symmetric
+    eigendecompositions.
+    """
+    a, b = np.asarray(features_a, dtype=np.float64), np.asarray(features_b, dtype=np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(
+            f"need two (n, d) feature arrays with the same d and n >= 2; got {a.shape} and {b.shape}."
+        )
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    middle = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_term = np.trace(cov_a) + np.trace(cov_b) - 2 * np.sqrt(np.clip(middle, 0, None)).sum()
+    return max(0.0, float(np.sum((mean_a - mean_b) ** 2) + trace_term))  # no rounding below zero
+
+
+def nearest_training_images(samples, train_images, batch_size: int = 500) -> tuple[np.ndarray, np.ndarray]:
+    """For each sample, the index of the closest training image (Euclidean, pixels) and that distance."""
+    samples, train_images = check_images(samples, "samples"), check_images(train_images, "train_images")
+    train_norms = np.einsum("ij,ij->i", train_images, train_images)
+    indices, distances = [], []
+    for start in range(0, len(samples), batch_size):
+        chunk = samples[start : start + batch_size]
+        squared = (
+            np.einsum("ij,ij->i", chunk, chunk)[:, None] - 2 * chunk @ train_images.T + train_norms[None]
+        )
+        best = squared.argmin(axis=1)
+        indices.append(best)
+        distances.append(np.sqrt(np.clip(squared[np.arange(len(chunk)), best], 0, None)))
+    return np.concatenate(indices), np.concatenate(distances)

@@ -1,0 +1,60 @@
+"""The Markdown tables the notebooks show, in nats per image."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from lab_utils.losses import LOSS_TERMS
+
+
+def final_losses(history: Mapping[str, Sequence[float]]) -> dict[str, float]:
+    """Return the last epoch's value of every logged loss term."""
+    if not isinstance(history, Mapping) or "loss" not in history:
+        raise ValueError("history must be the history dict training returns, with a 'loss' entry.")
+    return {key: float(values[-1]) for key, values in history.items()}
+
+
+def loss_table(history) -> str:
+    """Return a Markdown table of the last epoch's train and validation loss terms (nats per image)."""
+    last = final_losses(history)
+    rows = ["| term | train | validation (test set) |", "| --- | ---: | ---: |"]
+    for key, label in LOSS_TERMS.items():
+        validation = last.get(f"val_{key}")
+        shown = f"{validation:.2f}" if validation is not None else "—"
+        escaped = label.replace("|", "\\|")  # a bare | would split the Markdown cell
+        rows.append(f"| {escaped} | {last[key]:.2f} | {shown} |")
+    return "\n".join(rows)
+
+
+def comparison_table(results: Mapping[str, Mapping]) -> str:
+    """Markdown table of `compare_sets` results, one column per set."""
+    names = list(results)
+    rows = [
+        ("classifier accuracy (vs the originals' labels)", "accuracy", "{:.1%}"),
+        ("classifier mean confidence", "mean_confidence", "{:.3f}"),
+        ("digits covered (≥ 5 % of images)", "digits_covered", "{}/10"),
+        ("Fréchet distance to the originals (kit classifier features)", "frechet_distance", "{:.2f}"),
+        ("mean distance to the nearest training image (pixels, L2)", "nearest_train_distance", "{:.2f}"),
+    ]
+    lines = ["| measure | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
+    for label, key, form in rows:
+        cells = ["—" if results[n][key] is None else form.format(results[n][key]) for n in names]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def experiments_table(rows: list[dict]) -> str:
+    """Markdown table of experiment rows (nats per image; FD is the kit classifier's Fréchet distance)."""
+    header = (
+        "| model | latent | β | test −ELBO | −log p(x) (IWAE) | KL | sample confidence | digits covered "
+        "| FD to test | train time |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    )
+    lines = [header]
+    for row in rows:
+        extra = f" (labels right: {row['accuracy']:.0%})" if row.get("accuracy") is not None else ""
+        lines.append(
+            f"| {row['name']} | {row['latent_dim']} | {row['beta']:g} | {row['negative_elbo']:.1f} | "
+            f"{-row['log_px']:.1f} | {row['kl_loss']:.1f} | {row['mean_confidence']:.2f}{extra} | "
+            f"{row['digits_covered']}/10 | {row['frechet_distance']:.1f} | {row['train_seconds']:.0f} s |"
+        )
+    return "\n".join(lines)
