@@ -72,3 +72,24 @@ def random_images() -> np.ndarray:
     """256 random binary-ish 784-pixel images in [0, 1]."""
     rng = np.random.default_rng(1)
     return (rng.random((256, 784)) > 0.8).astype("float32")
+
+
+@pytest.fixture(scope="session")
+def trained_vae():
+    """(vae, images, labels): a small dense VAE (latent 2, no XLA) trained two epochs on 60 random images."""
+    from lab_utils.models import build_vae
+
+    rng = np.random.default_rng(0)
+    images = (rng.random((60, 784)) > 0.7).astype("float32")
+    labels = np.arange(60) % 10
+    vae = build_vae(latent_dim=2, hidden_units=(32,), seed=0, jit_compile=False)
+    vae.fit(images, epochs=2, batch_size=30, verbose=0)
+    return vae, images, labels
+
+
+@pytest.fixture(scope="session")
+def saved_vae(trained_vae, tmp_path_factory) -> Path:
+    """`trained_vae` saved to a .keras file."""
+    path = tmp_path_factory.mktemp("saved") / "vae.keras"
+    trained_vae[0].save(path)
+    return path

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
+from lab_utils.artifacts import record_path
 from lab_utils.config import RunConfig
 from lab_utils.experiments import Experiment, run_experiment
 from lab_utils.judge import build_classifier, classifier_features
@@ -34,7 +37,9 @@ def test_a_row_has_every_figure_and_reuses_the_saved_model(experiment, setting, 
     data, config, classifier, reference = setting
     row = run_experiment(experiment, config, data, classifier, reference, tmp_path, samples=50)
     assert row["negative_elbo"] == pytest.approx(row["reconstruction_loss"] + row["kl_loss"])
-    assert row["log_px"] < 0 and row["train_seconds"] > 0 and sum(row["digit_counts"]) == 50
+    assert row["log_px"] < 0 and sum(row["digit_counts"]) == 50
+    record = json.loads(record_path(tmp_path / f"{experiment.name}.keras").read_text())
+    assert row["train_seconds"] == record["seconds"] and row["epochs"] == len(record["history"]["loss"]) == 1
     assert (row["accuracy"] is not None) == (experiment.architecture == "conditional")
     again = run_experiment(experiment, config, data, classifier, reference, tmp_path, samples=50)
     assert "Loaded the trained model" in capsys.readouterr().out

@@ -18,14 +18,9 @@ from lab_utils.widgets import (
 )
 
 
-@pytest.fixture(scope="module")
-def trained():
-    rng = np.random.default_rng(0)
-    images = (rng.random((60, 784)) > 0.7).astype("float32")
-    labels = np.arange(60) % 10
-    vae = build_vae(latent_dim=2, hidden_units=(32,), seed=0)
-    vae.fit(images, epochs=2, batch_size=30, verbose=0)
-    return vae, images, labels
+@pytest.fixture
+def trained(trained_vae):
+    return trained_vae
 
 
 def _direct(vae, z) -> np.ndarray:
@@ -62,7 +57,7 @@ def test_moving_a_latent_slider_redraws_the_decoded_digit(trained):
 def test_latent_explorer_for_more_dimensions_holds_the_rest_at_the_anchor_code():
     rng = np.random.default_rng(1)
     images = (rng.random((20, 784)) > 0.7).astype("float32")
-    vae = build_vae(latent_dim=6, hidden_units=(16,), seed=0)
+    vae = build_vae(latent_dim=6, hidden_units=(16,), seed=0, jit_compile=False)
     explorer = LatentExplorer(vae, images, anchor_index=3, n_sliders=4)
     anchor = np.asarray(vae.encoder(images[3:4])[0])[0]
     assert len(explorer.sliders) == 4 and explorer.scatter is None
@@ -129,7 +124,7 @@ def test_slider_range_reaches_the_codes_the_images_use(trained):
 def test_conditional_generator_draws_the_picked_digit():
     rng = np.random.default_rng(2)
     images, labels = (rng.random((40, 784)) > 0.7).astype("float32"), np.arange(40) % 10
-    cvae = build_vae(latent_dim=2, hidden_units=(16,), architecture="conditional", seed=0)
+    cvae = build_vae(latent_dim=2, hidden_units=(16,), architecture="conditional", seed=0, jit_compile=False)
     cvae.fit(images, labels, epochs=1, batch_size=20, verbose=0)
     generator = ConditionalGenerator(cvae, count=4, seed=1)
     before = generator.strip.value
@@ -143,7 +138,7 @@ def test_conditional_generator_draws_the_picked_digit():
     with pytest.raises(ValueError, match="digit=12"):
         generator.update(12)
     with pytest.raises(ValueError, match="needs a ConditionalVAE"):
-        ConditionalGenerator(build_vae(hidden_units=(8,)))
+        ConditionalGenerator(build_vae(hidden_units=(8,), jit_compile=False))
 
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -151,7 +146,7 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 def _explorers(trained) -> dict:
     vae, images, labels = trained
-    cvae = build_vae(latent_dim=2, hidden_units=(8,), architecture="conditional", seed=0)
+    cvae = build_vae(latent_dim=2, hidden_units=(8,), architecture="conditional", seed=0, jit_compile=False)
     return {
         "latent": LatentExplorer(vae, images, labels),
         "interpolation": InterpolationExplorer(vae, images, labels),
