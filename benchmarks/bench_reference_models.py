@@ -18,7 +18,7 @@ import time
 import keras
 
 from lab_utils.data import load_mnist
-from lab_utils.evaluation import evaluate_elbo, importance_log_likelihood
+from lab_utils.metrics import evaluate_elbo, importance_log_likelihood
 from lab_utils.models import build_vae
 from lab_utils.training import set_seed, train_vae
 

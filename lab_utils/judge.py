@@ -39,11 +39,12 @@ def build_classifier(seed: int | None = None) -> keras.Model:
     return model
 
 
-def train_or_load_judge(config: RunConfig, data, retrain: bool | None = None) -> tuple[keras.Model, float]:
+def train_or_load_judge(config: RunConfig, data, retrain: bool = False) -> tuple[keras.Model, float]:
     """Return (classifier, test accuracy): loaded from artifacts/ if saved with these settings, else trained.
 
     `data` is load_mnist()'s ((x_train, y_train), (x_test, y_test)); it trains on the first
-    `config.train_size` training images. `retrain` defaults to `config.retrain`, as for the VAEs.
+    `config.train_size` training images. Notebook 04 trains it (`retrain=config.retrain`); notebook
+    05 loads what 04 saved, as notebooks 03 and 04 load the lab model that 02 trains.
     """
     (x_train, y_train), (x_test, y_test) = data
     x_train, y_train = x_train[: config.train_size], y_train[: config.train_size]
