@@ -1,13 +1,16 @@
-"""Where trained models live, and how they are saved: atomically, beside a record of how they were made."""
+"""Where trained models live, and how they are saved: atomically, under a lock, with a record of each."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Callable
 from pathlib import Path
 
 import keras
+import platformdirs
+from filelock import FileLock, Timeout
 
 from lab_utils.config import MODES, run_mode
 
@@ -18,19 +21,31 @@ def artifacts_dir(mode: str | None = None) -> Path:
     """Return the folder for trained models of one run mode, so a fast run never overwrites a full one.
 
     The root is VAE_LAB_ARTIFACTS if set, else `artifacts/` at the kit's root (a source
-    checkout) or in the working directory (an installed kit).
+    checkout) or in the working directory (an installed kit); where that folder cannot be
+    written, the user's data folder (platformdirs), said once.
     """
     mode = run_mode() if mode is None else mode
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is not a run mode; use one of {MODES}.")
     configured = os.environ.get(ARTIFACTS_VARIABLE)
     if configured:
-        root = Path(configured).expanduser().resolve()
-    else:
-        checkout = Path(__file__).resolve().parent.parent
-        base = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
-        root = base / "artifacts"
-    return root / mode
+        return Path(configured).expanduser().resolve() / mode
+    checkout = Path(__file__).resolve().parent.parent
+    base = checkout if (checkout / "pyproject.toml").is_file() else Path.cwd()
+    return _writable_root(base / "artifacts") / mode
+
+
+@functools.cache
+def _writable_root(preferred: Path) -> Path:
+    """`preferred` if this user can create and write it, else the user's data folder for the kit."""
+    existing = next(folder for folder in (preferred, *preferred.parents) if folder.exists())
+    if os.access(existing, os.W_OK | os.X_OK):
+        return preferred
+    fallback = Path(platformdirs.user_data_dir("vae-lab")) / "artifacts"
+    print(
+        f"{preferred} is not writable; trained models go to {fallback} (set {ARTIFACTS_VARIABLE} to choose)."
+    )
+    return fallback
 
 
 def write_atomically(path: Path, write: Callable[[Path], object]) -> None:
@@ -56,22 +71,65 @@ def load_or_make(
 
     `make()` returns a trained model and its record (any JSON-able dict); both are saved
     atomically, the record with `settings` added. `retrain=True` always makes the model anew.
+    One process at a time works on a path: another one waits for it, then loads what it saved.
+    A file that cannot be read is moved aside (`*.damaged`), never deleted, and the model made anew.
     """
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"path={str(path)!r} must end in .keras (the Keras model format).")
     settings = json.loads(json.dumps(settings))  # as the record will hold them
-    record_file = record_path(path)
-    if not retrain and path.is_file() and record_file.is_file():
-        saved = json.loads(record_file.read_text())
-        if saved.get("settings") == settings:
-            print(f"Loaded the trained model from {path} (pass retrain=True to train again).")
-            return keras.models.load_model(path, safe_mode=True), saved
-        print(f"{path} was trained with other settings ({saved.get('settings')}); training anew.")
-    model, record = make()
-    record = {**record, "settings": settings}
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, model.save)
-    write_atomically(record_file, lambda target: target.write_text(json.dumps(record, indent=1)))
-    print(f"Saved the trained model to {path}.")
-    return model, record
+    lock = FileLock(f"{path}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"Another run is training {path.name}; waiting for it to finish...", flush=True)
+        lock.acquire()
+    try:
+        saved = None if retrain else _load_if_current(path, settings)
+        if saved is not None:
+            return saved
+        model, record = make()
+        record = {**record, "settings": settings}
+        write_atomically(path, model.save)
+        write_atomically(record_path(path), lambda target: target.write_text(json.dumps(record, indent=1)))
+        print(f"Saved the trained model to {path}.")
+        return model, record
+    finally:
+        lock.release()
+
+
+def _load_if_current(path: Path, settings: dict) -> tuple[keras.Model, dict] | None:
+    """The model at `path` and its record if they were made with `settings`; None if it must be made."""
+    record_file = record_path(path)
+    if not (path.is_file() and record_file.is_file()):
+        return None
+    try:
+        saved = json.loads(record_file.read_text())
+        if not isinstance(saved, dict):
+            raise ValueError(f"a record is a JSON object, not {type(saved).__name__}")
+    except (OSError, ValueError) as error:
+        move_aside(record_file, error)
+        return None
+    if saved.get("settings") != settings:
+        print(f"{path} was trained with other settings ({saved.get('settings')}); training anew.")
+        return None
+    try:
+        model = keras.models.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many kinds for a damaged or foreign file
+        move_aside(path, error)
+        return None
+    print(f"Loaded the trained model from {path} (pass retrain=True to train again).")
+    return model, saved
+
+
+def move_aside(path: Path, error: Exception) -> Path:
+    """Rename an unreadable file to `<name>.damaged` (`.damaged.2`, ...), say so, and return the new path."""
+    target, number = path.with_name(path.name + ".damaged"), 1
+    while target.exists():
+        number += 1
+        target = path.with_name(f"{path.name}.damaged.{number}")
+    os.replace(path, target)
+    reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+    print(f"{path} could not be read ({reason}); moved it to {target.name} and training anew.")
+    return target

@@ -53,6 +53,8 @@ COLAB_PINS = [
     "ipywidgets==7.7.1",
     "ipython==7.34.0",
     "ipykernel==6.17.1",
+    "filelock==3.18.0",
+    "platformdirs==4.3.8",
 ]
 
 
