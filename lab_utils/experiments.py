@@ -33,8 +33,12 @@ def run_experiment(
     reference_features,
     folder,
     samples: int = 1000,
+    verbose: str | int = 2,
 ) -> dict:
-    """Train (or load) the experiment's VAE and return its row: −ELBO, IWAE log p(x), sample quality, time."""
+    """Train (or load) the experiment's VAE and return its row: −ELBO, IWAE log p(x), sample quality, time.
+
+    With `verbose` (Keras' setting) it says which model it is on and shows training and IWAE progress.
+    """
     (x_train, y_train), (x_test, y_test) = data
     conditional = experiment.architecture == "conditional"
     folder = Path(folder)
@@ -49,6 +53,8 @@ def run_experiment(
             seed=config.seed,
         )
 
+    if verbose:
+        print(f"{experiment.name}: training (or loading) the VAE, then measuring it", flush=True)
     vae, history, seconds = train_or_load(
         build,
         path,
@@ -59,7 +65,7 @@ def run_experiment(
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=config.seed,
-        verbose=0,
+        verbose=verbose,
         y_train=y_train[: config.train_size] if conditional else None,
         y_val=y_test if conditional else None,
     )
@@ -72,6 +78,7 @@ def run_experiment(
         None if labels is None else labels[: config.iwae_images],
         samples=config.iwae_samples,
         seed=config.seed,
+        progress=bool(verbose),
     )
     generated = vae.generate(samples, config.seed, intended)
     return {

@@ -39,7 +39,9 @@ def build_classifier(seed: int | None = None) -> keras.Model:
     return model
 
 
-def train_or_load_judge(config: RunConfig, data, retrain: bool = False) -> tuple[keras.Model, float]:
+def train_or_load_judge(
+    config: RunConfig, data, retrain: bool = False, verbose: str | int = 2
+) -> tuple[keras.Model, float]:
     """Return (classifier, test accuracy): loaded from artifacts/ if saved with these settings, else trained.
 
     `data` is load_mnist()'s ((x_train, y_train), (x_test, y_test)); it trains on the first
@@ -64,14 +66,12 @@ def train_or_load_judge(config: RunConfig, data, retrain: bool = False) -> tuple
             np.asarray(y_train),
             epochs=config.classifier_epochs,
             batch_size=128,
-            verbose=0,
+            verbose=verbose,
         )
         return classifier, {"seconds": time.perf_counter() - started}
 
     path = artifacts_dir(config.mode) / JUDGE_FILE
-    classifier, _ = load_or_make(
-        path, settings, train, retrain=config.retrain if retrain is None else retrain
-    )
+    classifier, _ = load_or_make(path, settings, train, retrain=retrain)
     _, accuracy = classifier.evaluate(check_images(x_test), np.asarray(y_test), batch_size=1000, verbose=0)
     return classifier, float(accuracy)
 
@@ -100,24 +100,26 @@ def judge_images(classifier, images, reference_features, labels=None) -> dict:
     }
 
 
-def compare_sets(classifier, originals, labels, reconstructions, generated, train_images) -> dict[str, dict]:
+def compare_sets(
+    classifier, originals, labels, reconstructions, generated, train_images, progress: bool = False
+) -> dict[str, dict]:
     """Judge originals, reconstructions and generated images alike, each against the originals.
 
     Each set gets `judge_images`' figures (accuracy against the originals' labels, none for
     generated images) and the mean distance from each image to its nearest training image
-    (copying check).
+    (copying check). `progress` shows a bar that advances as each set is done.
     """
     reference = classifier_features(classifier, originals)
+    sets = {"originals": originals, "reconstructions": reconstructions, "generated": generated}
+    bar = keras.utils.Progbar(len(sets), unit_name="set") if progress else None
     results = {}
-    for name, images in (
-        ("originals", originals),
-        ("reconstructions", reconstructions),
-        ("generated", generated),
-    ):
+    for done, (name, images) in enumerate(sets.items(), start=1):
         images = check_images(images, name)
         _, distances = nearest_training_images(images, train_images)
         results[name] = {
             **judge_images(classifier, images, reference, None if name == "generated" else labels),
             "nearest_train_distance": float(distances.mean()),
         }
+        if bar is not None:
+            bar.update(done)
     return results

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keras
 import numpy as np
 
 from lab_utils.data import check_images
@@ -26,7 +27,13 @@ def evaluate_elbo(vae, images, labels=None, batch_size: int = 1000) -> dict[str,
 
 
 def importance_log_likelihood(
-    vae, images, labels=None, samples: int = 1000, images_per_batch: int | None = None, seed: int = 0
+    vae,
+    images,
+    labels=None,
+    samples: int = 1000,
+    images_per_batch: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
 ) -> np.ndarray:
     """Estimate log p(x) per image with the importance-weighted (IWAE) bound over `samples` codes.
 
@@ -62,6 +69,7 @@ def importance_log_likelihood(
 
     rng = np.random.default_rng(seed)
     estimates = []
+    bar = keras.utils.Progbar(len(images), unit_name="image") if progress else None
     for start in range(0, len(images), per_batch):
         x, y = images[start : start + per_batch], labels[start : start + per_batch]
         if len(x) < per_batch:  # keep one compiled shape: pad, then drop the padding
@@ -69,6 +77,8 @@ def importance_log_likelihood(
             y = np.concatenate([y, np.repeat(y[-1:], per_batch - len(y))])
         epsilon = rng.standard_normal((samples, per_batch, latent_dim), dtype=np.float32)
         estimates.append(log_weights(tf.constant(x), tf.constant(y), tf.constant(epsilon)).numpy())
+        if bar is not None:
+            bar.update(min(start + per_batch, len(images)))
     return np.concatenate(estimates)[: len(images)]
 
 
