@@ -121,11 +121,12 @@ def test_trained_vae_round_trips_through_keras_file_in_safe_mode(trained_vae, sa
     vae, images, _ = trained_vae
     loaded = keras.models.load_model(saved_vae, safe_mode=True)
     assert isinstance(loaded, VAE) and loaded.beta == vae.beta
-    np.testing.assert_array_equal(loaded.predict(images, verbose=0), vae.predict(images, verbose=0))
+    # same weights, same outputs (up to the order TensorFlow's CPU kernels add in, without XLA)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0), vae.predict(images, verbose=0), rtol=1e-6)
     for original, restored in zip(vae.encoder(images[:8])[:2], loaded.encoder(images[:8])[:2]):
-        np.testing.assert_array_equal(np.asarray(original), np.asarray(restored))
+        np.testing.assert_allclose(np.asarray(original), np.asarray(restored), rtol=1e-6)
     z = np.random.default_rng(0).normal(size=(8, 2)).astype("float32")
-    np.testing.assert_array_equal(np.asarray(loaded.decoder(z)), np.asarray(vae.decoder(z)))
+    np.testing.assert_allclose(np.asarray(loaded.decoder(z)), np.asarray(vae.decoder(z)), rtol=1e-6)
     # it keeps training where it stopped
     assert int(loaded.optimizer.iterations) == int(vae.optimizer.iterations) == 4
     loaded.fit(images, epochs=1, batch_size=30, verbose=0)
