@@ -92,7 +92,7 @@ def train_vae(
             history_path.unlink()  # a fresh run starts a fresh log
         callbacks += [
             keras.callbacks.CSVLogger(str(history_path), append=True),
-            keras.callbacks.BackupAndRestore(str(backup)),
+            keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),  # survives a kill mid-save
         ]
     history = vae.fit(
         train_data,
