@@ -304,7 +304,6 @@ class ConditionalGenerator(_Explorer):
             raise ValueError(f"count={count} must be at least 1.")
         self.vae, self.count = vae, count
         self.rng = np.random.default_rng(seed)
-        self.z = self.rng.standard_normal((count, vae.latent_dim)).astype("float32")
         self.digit = widgets.ToggleButtons(options=list(range(10)), value=0, description="digit")
         self.digit.style.button_width = "2.5em"
         self.redraw = widgets.Button(description="new samples", icon="refresh")
@@ -315,7 +314,7 @@ class ConditionalGenerator(_Explorer):
             "<b>Conditional generator</b>: the same codes z, decoded as the digit you pick"
         )
         self.widget = widgets.VBox([caption, widgets.HBox([self.digit, self.redraw]), self.strip])
-        self.update()
+        self.new_samples()
 
     def new_samples(self) -> np.ndarray:
         """Draw new codes from the prior and redraw."""
