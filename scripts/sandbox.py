@@ -1,0 +1,344 @@
+"""Grade one answer without trusting it: the student's code in a bubblewrap sandbox, the checks outside.
+
+`run_check` takes a graded cell of the instructor's notebook (`checks.check_x(answer, ...)`, with its
+hidden tests), the student's answer cell, and runs them apart:
+
+- the answer cell executes in `answer_worker.py`, in a fresh Python inside a sandbox: a throwaway
+  working folder is the only writable place; the Python environment and `lab_utils` are read-only;
+  the course (solutions, gradebook, other students) and the network are not there; its own PID
+  namespace, a non-root user, and limits on time, memory, processes and output size;
+- the check executes here, in the grader, with the real `lab_utils.checks`. Where it calls the
+  student's function, the call goes to the sandbox and only the returned numbers come back; where it
+  reads a value (`kl_share`), the value is fetched from the sandbox. Nothing the student's code does
+  in its interpreter reaches the check, so a patched `checks` module or a printed "✓" scores nothing.
+
+Without bubblewrap (`bwrap`) the grader refuses, unless the instructor passes `--unsafe`: then the
+answer runs in a plain subprocess with the same limits but no isolation (the scores stay honest,
+the rest of the machine is exposed).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import contextlib
+import io
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+WORKER = Path(__file__).resolve().with_name("answer_worker.py")
+MAX_REPLY = 64 << 20  # bytes of one reply from the sandbox
+SANDBOX_HOME = "/home/student"
+
+
+class AnswerStopped(BaseException):  # noqa: N818 - BaseException: the checks' `except Exception` must not eat it
+    """The sandbox stopped answering; `status` is "timeout" or "crash", `reason` says why."""
+
+    def __init__(self, status: str, reason: str) -> None:
+        super().__init__(reason)
+        self.status, self.reason = status, reason
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one answer may use. `seconds` is wall time for the answer cell and all the check's calls."""
+
+    seconds: float = 60.0
+    memory: int = 4 << 30  # address space, bytes
+    processes: int = 64  # processes and threads of the sandbox's user
+    output: int = 8 << 20  # bytes the answer may print or write
+
+
+def bubblewrap() -> str | None:
+    return shutil.which("bwrap")
+
+
+def _ancestors(paths: list[Path]) -> list[Path]:
+    seen: list[Path] = []
+    for path in paths:
+        for parent in reversed(path.parents):
+            if parent != Path("/") and parent not in seen:
+                seen.append(parent)
+    return seen
+
+
+def _user_processes(uid: int) -> int:
+    count = 0
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and entry.stat().st_uid == uid:
+                count += len(list((entry / "task").iterdir()))
+    return count
+
+
+def _sandbox_uid() -> int:
+    return 61000 + os.getpid() % 4000  # one per grading process, so parallel sandboxes count apart
+
+
+def _command(workdir: Path, unsafe: bool) -> list[str]:
+    python = [sys.executable, "-I", "-B"]
+    if unsafe:
+        return [*python, str(WORKER)]
+    import lab_utils
+
+    readable = [Path(sys.prefix), Path(sys.base_prefix), Path(lab_utils.__file__).resolve().parent]
+    command = [bubblewrap() or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    command += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
+    command += ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
+        if os.path.islink(top):
+            command += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            command += ["--ro-bind", top, top]
+    for folder in _ancestors([*readable, Path(SANDBOX_HOME), Path("/grader/x")]):
+        command += ["--perms", "0755", "--dir", str(folder)]
+    for path in dict.fromkeys(readable):
+        command += ["--ro-bind", str(path), str(path)]
+    command += ["--ro-bind", str(WORKER), "/grader/answer_worker.py"]
+    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    command += ["--bind", str(workdir), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--clearenv"]
+    for name, value in _ENVIRONMENT.items():
+        command += ["--setenv", name, value]
+    if os.geteuid() == 0:  # bwrap runs privileged: drop to an unprivileged user inside, so limits apply
+        uid = _sandbox_uid()
+        os.chown(workdir, uid, uid)
+        command += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "setpriv", f"--reuid={uid}"]
+        command += [f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"]
+        command += ["--no-new-privs", "--"]
+    else:
+        command[1:1] = ["--unshare-user", "--uid", "65534", "--gid", "65534"]
+    return [*command, *python, "/grader/answer_worker.py"]
+
+
+_ENVIRONMENT = {
+    "HOME": SANDBOX_HOME,
+    "PATH": "/usr/bin:/bin",
+    "LANG": "C.UTF-8",
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "TF_CPP_MIN_LOG_LEVEL": "3",
+    "MPLBACKEND": "Agg",
+}
+
+
+def _limit(limits: Limits, processes: int):
+    def apply() -> None:
+        os.setsid()
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory, limits.memory))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output, limits.output))
+        resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
+        cpu = int(limits.seconds) + 5
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
+
+    return apply
+
+
+def _encode(value) -> str:
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(value), allow_pickle=False)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _decode(text: str) -> np.ndarray:
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+class AnswerError(Exception):
+    """The student's code raised; the message is its type and text."""
+
+
+class Answer:
+    """The student's answer cell running in a sandbox; `call` and `get` ask it for values."""
+
+    def __init__(self, source: str, given: dict, workdir: Path, limits: Limits, unsafe: bool = False) -> None:
+        self.limits = limits
+        self.deadline = time.monotonic() + limits.seconds
+        workdir.mkdir(parents=True, exist_ok=True)
+        if unsafe:
+            processes = limits.processes + _user_processes(os.getuid())
+        else:
+            processes = (
+                limits.processes if os.geteuid() == 0 else limits.processes + _user_processes(os.getuid())
+            )
+        self.log = (workdir.parent / f"{workdir.name}.stderr").open("w+b")
+        self.process = subprocess.Popen(
+            _command(workdir, unsafe),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.log,
+            cwd=workdir,
+            preexec_fn=_limit(limits, processes),
+            env={**_ENVIRONMENT, "HOME": str(workdir)} if unsafe else {},
+        )
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.process.stdout, selectors.EVENT_READ)
+        self.buffer = b""
+        self.ready = self._ask({"source": source, "given": given})
+
+    def close(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+        self.selector.close()
+        self.process.stdout.close()
+        self.process.stdin.close()
+        self.log.close()
+
+    def __enter__(self) -> Answer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _stopped(self) -> AnswerStopped:
+        code = self.process.wait()
+        signals = {
+            signal.SIGXFSZ: "it wrote more than the output limit",
+            signal.SIGXCPU: "it used its CPU time",
+        }
+        number = -code if code < 0 else code - 128 if code > 128 else 0
+        if number in signals:
+            return AnswerStopped("crash", f"the answer was stopped: {signals[number]}")
+        self.log.seek(0)
+        tail = self.log.read()[-2000:].decode("utf-8", "replace").strip()
+        if "MemoryError" in tail or "std::bad_alloc" in tail:
+            return AnswerStopped("crash", "the answer was stopped: it ran out of its memory limit")
+        return AnswerStopped("crash", f"the answer's Python ended (exit status {code}) {tail[-300:]}".strip())
+
+    def _ask(self, message: dict) -> dict:
+        try:
+            self.process.stdin.write((json.dumps(message) + "\n").encode())
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise self._stopped() from None
+        while b"\n" not in self.buffer:
+            left = self.deadline - time.monotonic()
+            if left <= 0 or not self.selector.select(timeout=left):
+                raise AnswerStopped("timeout", f"the answer did not finish within {self.limits.seconds:g} s")
+            chunk = os.read(self.process.stdout.fileno(), 1 << 20)
+            if not chunk:
+                raise self._stopped()
+            self.buffer += chunk
+            if len(self.buffer) > MAX_REPLY:
+                raise AnswerStopped("crash", "the answer sent back more than 64 MB")
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+            if not isinstance(reply, dict):
+                raise ValueError("not an object")
+        except ValueError:
+            raise AnswerStopped(
+                "crash", "the answer's Python wrote something the grader cannot read"
+            ) from None
+        return reply
+
+    def _value(self, reply: dict, name: str):
+        if "error" in reply:
+            error = reply["error"]
+            kind, text = str(error.get("type")), str(error.get("message"))
+            if kind == "NotImplementedError":
+                raise NotImplementedError(text)
+            raise AnswerError(f"{kind}: {text}\n{error.get('traceback', '')}".strip())
+        value = reply.get("value")
+        if value is None:
+            return None
+        try:
+            array = _decode(value)
+        except Exception:  # noqa: BLE001 - anything unreadable is the answer's fault
+            raise AnswerStopped("crash", f"{name} sent back something that is not an array") from None
+        return array.item() if array.ndim == 0 else array
+
+    def call(self, name: str, *args):
+        return self._value(self._ask({"call": name, "args": [_encode(arg) for arg in args]}), name)
+
+    def get(self, name: str):
+        return self._value(self._ask({"get": name}), name)
+
+
+class _Remote:
+    """Stands in for the student's function: each call runs in the sandbox."""
+
+    def __init__(self, answer: Answer, name: str) -> None:
+        self.answer, self.__name__ = answer, name
+
+    def __call__(self, *args):
+        return self.answer.call(self.__name__, *args)
+
+
+def defined_names(source: str) -> tuple[list[str], list[str]]:
+    """The functions and the variables a cell defines at top level (from the instructor's copy)."""
+    functions, values = [], []
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef):
+            functions.append(node.name)
+        elif isinstance(node, ast.Assign):
+            values += [target.id for target in node.targets if isinstance(target, ast.Name)]
+    return functions, values
+
+
+def _error_output(name: str, message: str) -> dict:
+    return {"output_type": "error", "ename": name, "evalue": message, "traceback": [f"{name}: {message}"]}
+
+
+def run_check(
+    check_source: str,
+    answer_source: str,
+    model_answer: str,
+    given: dict,
+    workdir: Path,
+    limits: Limits = Limits(),
+    unsafe: bool = False,
+) -> tuple[str, list[dict]]:
+    """Grade one graded cell; return (status, the cell's outputs in nbformat form).
+
+    status is "passed", "failed", "timeout" or "crash". `model_answer` is the instructor's answer
+    cell: the names it defines are the ones the check may ask the student's cell for.
+    """
+    from lab_utils import checks
+
+    functions, values = defined_names(model_answer)
+    printed = io.StringIO()
+    try:
+        with Answer(answer_source, given, workdir, limits, unsafe) as answer:
+            if "error" in answer.ready:
+                error = answer.ready["error"]
+                message = f"your answer cell raised {error.get('type')}: {error.get('message')}"
+                if error.get("type") == "NotImplementedError":
+                    message = "your answer cell still raises NotImplementedError: write your answer there."
+                return "failed", [_error_output("AnswerCellError", message)]
+            names = {name: _Remote(answer, name) for name in functions}
+            for name in values:
+                try:
+                    names[name] = answer.get(name)
+                except (AnswerError, NotImplementedError) as error:
+                    return "failed", [_error_output("AnswerCellError", f"{name}: {error}")]
+            namespace = {"checks": checks, "np": np, **given, **names}
+            with contextlib.redirect_stdout(printed):
+                exec(compile(check_source, "<graded cell>", "exec"), namespace)  # noqa: S102 - instructor's code
+    except AnswerStopped as stopped:
+        return stopped.status, [_error_output("AnswerStopped", stopped.reason)]
+    except Exception as error:  # noqa: BLE001 - a failed check, in the words the check chose
+        outputs = (
+            [{"output_type": "stream", "name": "stdout", "text": printed.getvalue()}]
+            if printed.getvalue()
+            else []
+        )
+        message = (
+            str(error)
+            if isinstance(error, checks.CheckFailed)
+            else traceback.format_exception_only(error)[-1]
+        )
+        return "failed", [*outputs, _error_output(type(error).__name__, message.strip())]
+    return "passed", [{"output_type": "stream", "name": "stdout", "text": printed.getvalue()}]
