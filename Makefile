@@ -14,7 +14,7 @@ help:
 	@echo "make html   export the executed notebooks to HTML for grading (build/html/)"
 	@echo "make lint   ruff check"
 	@echo "make release                 instructors: the student release (solutions stripped) in build/classroom/release/"
-	@echo "make grade SUBMISSIONS=DIR   instructors: autograde DIR/<student id>/*.ipynb; gradebook CSV + feedback HTML"
+	@echo "make grade SUBMISSIONS=DIR   instructors: grade DIR/<student id>/*.ipynb (answers run sandboxed); gradebook, statuses, feedback"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

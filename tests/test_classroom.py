@@ -1,8 +1,11 @@
-"""The instructor workflow with the real nbgrader: release, then grade fake submissions end to end.
+"""The instructor workflow with the real nbgrader: release, then grade a class of fake students.
 
-The round trip executes the kit's own notebooks in fast mode for four fake students: the
-instructor solution, the untouched release, a submission whose answer cell crashes, and one
-whose answer cell never finishes (interrupted at the cell timeout).
+The class holds the honest cases (the instructor's solution, the untouched release, answers
+written with Keras ops, a deleted graded cell, a truncated notebook, a renamed notebook,
+nbgrader's collect layout) and the attacks (a cheater who patches the checks, a hostile cell
+that goes after the course, other students and the gradebook, an endless loop, a 100 MB print,
+a fork loop, a symbolic link to another student's notebook). Each gets the score and status
+asserted below; then a late submission is graded alone.
 """
 
 from __future__ import annotations
@@ -25,6 +28,11 @@ AUTOGRADED_POINTS = 9  # five self-check cells: 2 + 2 + 1 + 2 + 2
 MANUAL_POINTS = 2  # the written observation in notebook 02
 
 pytest.importorskip("nbgrader", reason="nbgrader is the [instructor] extra: pip install -e '.[instructor]'")
+if shutil.which("bwrap") is None:
+    reason = "bubblewrap is not installed: apt-get install bubblewrap"
+    if os.environ.get("CI"):
+        pytest.fail(reason, pytrace=False)
+    pytest.skip(reason, allow_module_level=True)
 
 
 def classroom(*arguments: str, course: Path, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -83,8 +91,13 @@ def test_release_strips_solutions_hidden_tests_and_outputs(course):
     for path in released.glob("*.ipynb"):
         text = path.read_text()
         assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text
-        cells = json.loads(text)["cells"]
-        assert not [cell for cell in cells if cell.get("outputs")]
+        notebook = json.loads(text)
+        assert set(notebook["metadata"]) <= {"kernelspec", "language_info"}  # no widget state
+        assert not [cell for cell in notebook["cells"] if cell.get("outputs") or cell.get("execution_count")]
+        assert not [
+            cell for cell in notebook["cells"] if set(cell["metadata"]) - {"nbgrader", "jupyter", "tags"}
+        ]
+        assert path.stat().st_size < 40_000, f"{path.name} is {path.stat().st_size} bytes"
     reparameterise = "".join(by_id(released / "02_vae_lab.ipynb", "reparameterise")["source"])
     assert "raise NotImplementedError()" in reparameterise and "np.exp" not in reparameterise
     assert "".join(by_id(released / "02_vae_lab.ipynb", "answer_kl_share")["source"]) == "YOUR ANSWER HERE"
@@ -99,78 +112,235 @@ def test_grade_explains_bad_input(course, tmp_path):
     (tmp_path / "ada lovelace").mkdir()
     assert "not a usable student id" in classroom("grade", str(tmp_path), course=course).stderr
     (tmp_path / "ada lovelace").rename(tmp_path / "ada")
-    (tmp_path / "ada" / "essay.ipynb").write_text("{}")
-    assert "holds none of the lab's notebooks" in classroom("grade", str(tmp_path), course=course).stderr
+    no_bubblewrap = dict(os.environ, PATH="/nonexistent")
+    refused = classroom("grade", str(tmp_path), course=course, env=no_bubblewrap)
+    assert refused.returncode == 2 and "bubblewrap" in refused.stderr and "--unsafe" in refused.stderr
     unreleased = classroom("grade", str(tmp_path), course=tmp_path / "empty-course")
     assert (
         unreleased.returncode == 2 and "run `python scripts/classroom.py release` first" in unreleased.stderr
     )
 
 
-def _submissions(course: Path, folder: Path) -> Path:
-    """Four students: the solution, the untouched release, a crashing answer, an endless answer."""
+def _edit(path: Path, grade_id: str, source: str | None) -> None:
+    """Replace the source of the cell `grade_id` in the notebook at `path` (None deletes the cell)."""
+    content = json.loads(path.read_text())
+    index = next(
+        i
+        for i, cell in enumerate(content["cells"])
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id
+    )
+    if source is None:
+        del content["cells"][index]
+    else:
+        content["cells"][index]["source"] = source
+    path.write_text(json.dumps(content))
+
+
+KERAS_ANSWERS = {
+    (
+        "02_vae_lab",
+        "reparameterise",
+    ): "import tensorflow as tf\n\ndef reparameterise(z_mean, z_log_var, epsilon):\n"
+    "    return (z_mean + tf.exp(0.5 * z_log_var) * epsilon).numpy()\n",
+    ("02_vae_lab", "kl_per_image"): "from keras import ops\n\ndef kl_per_image(z_mean, z_log_var):\n"
+    "    terms = 1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)\n"
+    "    return ops.convert_to_numpy(-0.5 * ops.sum(terms, axis=1))\n",
+    ("03_generate_and_explore", "sample_prior"): "def sample_prior(count, latent_dim, seed):\n"
+    "    return np.random.default_rng(seed).normal(size=(count, latent_dim))\n",
+}
+HOSTILE = """\
+import glob, os, shutil, sqlite3
+for attack in [
+    lambda: print(os.listdir({submissions!r})),
+    lambda: print(open(glob.glob({course!r} + '/source/*/02*.ipynb')[0]).read()),
+    lambda: open({course!r} + '/planted.txt', 'w').write('x'),
+    lambda: os.remove({victim!r}),
+    lambda: shutil.rmtree({course!r} + '/submitted/solution'),
+    lambda: sqlite3.connect({course!r} + '/gradebook.db').execute('update grade set auto_score = 99'),
+]:
+    try:
+        attack()
+    except Exception:
+        pass
+
+def reparameterise(z_mean, z_log_var, epsilon):
+    return z_mean + np.exp(0.5 * z_log_var) * epsilon
+"""
+CHEAT_FIRST = (
+    "from lab_utils import checks\nfor name in dir(checks):\n    if name.startswith('check_'):\n"
+    "        setattr(checks, name, lambda *args, **kwargs: print('✓ right'))\n"
+)
+
+
+def _class(course: Path, folder: Path) -> dict[str, tuple[float, dict[str, str]]]:
+    """Writes the class into `folder`; returns {student: (expected autograded score, expected statuses)}."""
     source, released = course / "source" / "vae-lab", course / "release" / "vae-lab"
-    shutil.copytree(source, folder / "solution")
-    shutil.copytree(released, folder / "untouched")
-    for student, notebook, grade_id, answer in [
-        ("crash", "02_vae_lab.ipynb", "reparameterise", "z = undefined_name + 1\n"),
-        ("loop", "03_generate_and_explore.ipynb", "sample_prior", "while True:\n    pass\n"),
+    graded = {"02_vae_lab": "graded", "03_generate_and_explore": "graded", "04_compare": "graded"}
+    expected = {}
+
+    def student(name, score, base=source, **statuses):
+        shutil.copytree(base, folder / name)
+        expected[name] = (score, graded | statuses)
+        return folder / name
+
+    student("solution", AUTOGRADED_POINTS)
+    student("untouched", 0, released)
+    keras_user = student("keras_ops", AUTOGRADED_POINTS)
+    for (notebook, grade_id), answer in KERAS_ANSWERS.items():
+        _edit(keras_user / f"{notebook}.ipynb", grade_id, answer)
+    deleter = student(
+        "deleted_check",
+        AUTOGRADED_POINTS,
+        **{"02_vae_lab": "graded cell deleted: check_kl_per_image restored as released"},
+    )
+    _edit(deleter / "02_vae_lab.ipynb", "check_kl_per_image", None)
+    truncated = student(
+        "truncated", AUTOGRADED_POINTS - 5, **{"02_vae_lab": "invalid notebook (NotJSONError; scored 0)"}
+    )
+    (truncated / "02_vae_lab.ipynb").write_bytes((truncated / "02_vae_lab.ipynb").read_bytes()[:5000])
+    renamed = student(
+        "renamed",
+        AUTOGRADED_POINTS - 5,
+        **{
+            "02_vae_lab": "missing (found 02_vae_lab (1).ipynb with its cells: "
+            "hand it in as 02_vae_lab.ipynb)"
+        },
+    )
+    (renamed / "02_vae_lab.ipynb").rename(renamed / "02_vae_lab (1).ipynb")
+    student("nbgrader_layout", AUTOGRADED_POINTS)  # as `nbgrader collect` leaves it: <student>/vae-lab/
+    shutil.move(folder / "nbgrader_layout", folder / "collected")
+    (folder / "nbgrader_layout").mkdir()
+    shutil.move(folder / "collected", folder / "nbgrader_layout" / "vae-lab")
+    hostile = student("hostile", AUTOGRADED_POINTS)
+    attack = HOSTILE.format(
+        submissions=str(folder), course=str(course), victim=str(folder / "solution" / "04_compare.ipynb")
+    )
+    _edit(hostile / "02_vae_lab.ipynb", "reparameterise", attack)
+    cheater = student(
+        "cheater",
+        0,
+        released,
+        **{
+            nb: "flagged (answer uses the grader's checks) in " + ids
+            for nb, ids in [
+                ("02_vae_lab", "check_reparameterise, check_kl_per_image, check_kl_share"),
+                ("03_generate_and_explore", "check_sample_prior"),
+                ("04_compare", "check_reconstruction_loss"),
+            ]
+        },
+    )
+    for notebook, grade_id, name in [
+        ("02_vae_lab", "reparameterise", "reparameterise"),
+        ("02_vae_lab", "kl_per_image", "kl_per_image"),
+        ("03_generate_and_explore", "sample_prior", "sample_prior"),
+        ("04_compare", "reconstruction_loss_per_image", "reconstruction_loss_per_image"),
     ]:
-        shutil.copytree(source, folder / student)
-        path = folder / student / notebook
-        content = json.loads(path.read_text())
-        next(
-            cell
-            for cell in content["cells"]
-            if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id
-        )["source"] = answer
-        path.write_text(json.dumps(content))
-    return folder
+        first = CHEAT_FIRST if grade_id == "reparameterise" else "checks.check_reparameterise = print\n"
+        _edit(cheater / f"{notebook}.ipynb", grade_id, first + f"def {name}(*args):\n    return None\n")
+    _edit(cheater / "02_vae_lab.ipynb", "kl_share", "checks.check_kl_share = print\nkl_share = None\n")
+    forger = student("forger", AUTOGRADED_POINTS)  # its forged marks are dropped: 9 of 9, not more
+    content = json.loads((forger / "02_vae_lab.ipynb").read_text())
+    for cell in content["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "check_reparameterise":
+            cell["metadata"]["nbgrader"]["points"] = 100
+    bonus = {
+        "grade": True,
+        "grade_id": "bonus",
+        "locked": True,
+        "points": 50,
+        "solution": False,
+        "schema_version": 3,
+    }
+    content["cells"].append(
+        {
+            "cell_type": "code",
+            "metadata": {"nbgrader": bonus},
+            "source": "pass",
+            "outputs": [],
+            "execution_count": None,
+        }
+    )
+    (forger / "02_vae_lab.ipynb").write_text(json.dumps(content))
+    looper = student(
+        "endless", AUTOGRADED_POINTS - 2, **{"03_generate_and_explore": "timeout in check_sample_prior"}
+    )
+    _edit(looper / "03_generate_and_explore.ipynb", "sample_prior", "while True:\n    pass\n")
+    printer = student("printer", AUTOGRADED_POINTS - 2)
+    _edit(printer / "04_compare.ipynb", "reconstruction_loss_per_image", "print('x' * (100 << 20))\n")
+    forker = student("forker", AUTOGRADED_POINTS - 2)
+    _edit(forker / "02_vae_lab.ipynb", "kl_per_image", "import os\nwhile True:\n    os.fork()\n")
+    linker = student(
+        "linker", AUTOGRADED_POINTS - 5, **{"02_vae_lab": "refused: a symbolic link or not a file (scored 0)"}
+    )
+    (linker / "02_vae_lab.ipynb").unlink()
+    (linker / "02_vae_lab.ipynb").symlink_to(folder / "solution" / "02_vae_lab.ipynb")
+    return expected
 
 
-@pytest.mark.mnist
-def test_round_trip_grades_each_submission_and_touches_none(course, tmp_path, real_mnist_dir):
-    submissions = _submissions(course, tmp_path / "submissions")
-    before = digest(submissions)
-    env = dict(os.environ, MNIST_DIR=str(real_mnist_dir))
-    result = classroom("grade", str(submissions), "--timeout", "60", course=course, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-    assert digest(submissions) == before, "a submitted notebook was modified"
-    for student in ("solution", "untouched", "crash", "loop"):
-        assert digest(course / "submitted" / student / "vae-lab") == digest(submissions / student)
-
-    rows = list(csv.DictReader((course / "grades_by_exercise.csv").open()))
-    auto = {}
-    for row in rows:
+def _scores(course: Path) -> dict[str, float]:
+    scores = {}
+    for row in csv.DictReader((course / "grades_by_exercise.csv").open()):
         if row["graded_by"] == "autograder":
-            auto.setdefault(row["student_id"], {})[row["exercise"]] = float(row["auto_score"] or 0)
-    assert sum(auto["solution"].values()) == AUTOGRADED_POINTS
-    assert sum(auto["untouched"].values()) == 0
-    assert auto["crash"]["check_reparameterise"] == 0
-    assert sum(auto["crash"].values()) == AUTOGRADED_POINTS - 2
-    assert auto["loop"]["check_sample_prior"] == 0
-    assert sum(auto["loop"].values()) == AUTOGRADED_POINTS - 2
-    manual = [row for row in rows if row["needs_manual_grade"] == "True"]
-    assert {row["student_id"] for row in manual} == {
-        "solution",
-        "crash",
-        "loop",
-    }  # untouched answered nothing
+            scores[row["student_id"]] = scores.get(row["student_id"], 0) + float(row["auto_score"] or 0)
+    return scores
 
+
+def test_a_class_with_cheats_and_faults_gets_the_right_scores_and_statuses(course, tmp_path):
+    submissions = tmp_path / "submissions"
+    submissions.mkdir()
+    expected = _class(course, submissions)
+    before = digest(submissions)
+    result = classroom("grade", str(submissions), "--timeout", "30", "--jobs", "2", course=course)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert digest(submissions) == before, "a submitted notebook was modified"
+    assert not (course / "planted.txt").exists() and (course / "submitted" / "solution").is_dir()
+
+    scores = _scores(course)
+    assert {student: scores.get(student, 0) for student in expected} == {
+        student: score for student, (score, _) in expected.items()
+    }
+    statuses = {}
+    for row in csv.DictReader((course / "grading_status.csv").open()):
+        if row["notebook"] in ("02_vae_lab", "03_generate_and_explore", "04_compare"):
+            statuses.setdefault(row["student_id"], {})[row["notebook"]] = row["status"]
+    assert statuses == {student: status for student, (_, status) in expected.items()}
+    outcomes = {
+        (row["student_id"], row["exercise"]): row["outcome"]
+        for row in csv.DictReader((course / "grades_by_exercise.csv").open())
+    }
+    assert outcomes["printer", "check_reconstruction_loss"] == "failed"
+    assert outcomes["forker", "check_kl_per_image"] == "failed"
     gradebook = {row["student_id"]: row for row in csv.DictReader((course / "grades.csv").open())}
-    assert set(gradebook) == {"solution", "untouched", "crash", "loop"}
-    assert float(gradebook["solution"]["score"]) == AUTOGRADED_POINTS
-    assert float(gradebook["untouched"]["score"]) == 0
+    assert float(gradebook["hostile"]["score"]) == AUTOGRADED_POINTS  # its sqlite3 update reached nothing
     assert float(gradebook["solution"]["max_score"]) == AUTOGRADED_POINTS + MANUAL_POINTS
+    assert float(gradebook["forger"]["max_score"]) == AUTOGRADED_POINTS + MANUAL_POINTS
+    assert "hostile" in result.stdout and "cheater" in result.stdout
 
-    graded_notebooks = ["02_vae_lab", "03_generate_and_explore", "04_compare"]  # 01 and 05 have none
-    for student in gradebook:
-        feedback = sorted((course / "feedback" / student / "vae-lab").glob("*.html"))
-        assert [path.stem for path in feedback] == graded_notebooks
-    timed_out = (course / "feedback" / "loop" / "vae-lab" / "03_generate_and_explore.html").read_text()
-    assert "CellTimeoutError" in timed_out or "KeyboardInterrupt" in timed_out
+    feedback = course / "feedback" / "solution" / "vae-lab"
+    assert sorted(path.stem for path in feedback.glob("*.html")) == [
+        "02_vae_lab",
+        "03_generate_and_explore",
+        "04_compare",
+    ]
+    page = (feedback / "02_vae_lab.html").read_text()
+    assert "HIDDEN TESTS" not in page and "seed=2024" not in page
+    assert "To be graded by your instructor" in page
     assert (
         "NotImplementedError"
         in (course / "feedback" / "untouched" / "vae-lab" / "02_vae_lab.html").read_text()
     )
+
+    # A late submission: only that student is graded; everyone else's results stay as they were.
+    results = {path.name: path.stat().st_mtime_ns for path in (course / "results").glob("*.json")}
+    shutil.copytree(course / "source" / "vae-lab", submissions / "late")
+    again = classroom("grade", str(submissions), "--timeout", "30", course=course)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"{len(expected) + 1} students, 1 new or changed" in again.stdout
+    assert {
+        name: stamp
+        for name, stamp in (
+            (path.name, path.stat().st_mtime_ns) for path in (course / "results").glob("*.json")
+        )
+        if name != "late.json"
+    } == results
+    assert _scores(course)["late"] == AUTOGRADED_POINTS
