@@ -540,7 +540,7 @@ def _grade(
             state[student] = fingerprint  # saved after each student: an interrupted run resumes there
             state_path.write_text(json.dumps(state, indent=1))
     feedback = time.monotonic() - started - sandboxed - recorded
-    _write_tables(course, sorted(folders), exercises)
+    _write_tables(course, sorted(folders))
     if to_grade:
         print(
             f"{len(to_grade)} students, {jobs} jobs: sandboxed checks {sandboxed:.1f} s, "
@@ -555,7 +555,30 @@ def _grade(
     return 0
 
 
-def _write_tables(course: Path, students: list[str], exercises: dict[str, list[dict]]) -> None:
+def feedback(course: Path, jobs: int | None = None, show_hidden_tests: bool = False) -> int:
+    """After grading by hand in Formgrader: write every graded student's feedback and the tables again."""
+    _check_nbgrader()
+    course = _prepare_course(course, show_hidden_tests)
+    state_path = course / "grading_state.json"
+    if not state_path.exists():
+        raise ClassroomError(
+            f"nothing is graded in {course} yet: run `python scripts/classroom.py grade DIR` first."
+        )
+    students = sorted(json.loads(state_path.read_text()))
+    with FileLock(course / ".grading.lock"):
+        with ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+            errors = dict(
+                zip(students, pool.map(_feedback, [(str(course), student) for student in students]))
+            )
+        for student, error in errors.items():
+            if error:
+                print(f"error: nbgrader could not write {student}'s feedback:\n{error}", file=sys.stderr)
+        _write_tables(course, students)
+    print(f"feedback written again for {len(students)} students")
+    return 1 if any(errors.values()) else 0
+
+
+def _write_tables(course: Path, students: list[str]) -> None:
     from nbgrader.api import Gradebook, MissingEntry
 
     graded_by = {}
@@ -629,6 +652,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("release", help="generate the student release from notebooks/")
+    again = commands.add_parser(
+        "feedback", help="after grading by hand in Formgrader: write the feedback and the gradebook again"
+    )
+    again.add_argument("--jobs", type=int, default=None, help="students side by side (default: all cores)")
+    again.add_argument(
+        "--show-hidden-tests", action="store_true", help="keep the hidden tests in the feedback"
+    )
     grading = commands.add_parser("grade", help="autograde SUBMISSIONS/<student id>/*.ipynb")
     grading.add_argument(
         "submissions",
@@ -657,6 +687,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     arguments = parser.parse_args(argv)
     try:
+        if arguments.command == "feedback":
+            return feedback(arguments.course, arguments.jobs, arguments.show_hidden_tests)
         if arguments.command == "release":
             release(arguments.course)
             return 0

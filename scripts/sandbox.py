@@ -83,6 +83,19 @@ def _user_processes(uid: int) -> int:
     return count
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below `pid`, from /proc's children lists."""
+    found, queue = [], [pid]
+    while queue:
+        parent = queue.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(child) for child in (task / "children").read_text().split()]
+                found += children
+                queue += children
+    return found
+
+
 def _sandbox_uid() -> int:
     return 61000 + os.getpid() % 4000  # one per grading process, so parallel sandboxes count apart
 
@@ -185,12 +198,28 @@ class Answer:
         self.selector = selectors.DefaultSelector()
         self.selector.register(self.process.stdout, selectors.EVENT_READ)
         self.buffer = b""
-        self.ready = self._ask({"source": source, "given": given})
+        try:
+            self.ready = self._ask({"source": source, "given": given})
+        except BaseException:
+            self.close()  # a cell that never finishes must not outlive its grading
+            raise
 
     def close(self) -> None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.process.pid, signal.SIGKILL)
+        # bwrap starts the sandbox in a session of its own, so kill every descendant by pid, not only
+        # bwrap's process group; then wait until they are gone.
+        family = _descendants(self.process.pid)
+        for pid in [self.process.pid, *family]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
         self.process.wait()
+        deadline = time.monotonic() + 5
+        while any(
+            Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes()
+            for pid in family
+        ):
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         self.selector.close()
         self.process.stdout.close()
         self.process.stdin.close()

@@ -330,6 +330,25 @@ def test_a_class_with_cheats_and_faults_gets_the_right_scores_and_statuses(cours
         in (course / "feedback" / "untouched" / "vae-lab" / "02_vae_lab.html").read_text()
     )
 
+    # The instructor grades the written answer (as Formgrader would), then writes the feedback again.
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course}/gradebook.db") as gradebook:
+        grade = gradebook.find_grade("answer_kl_share", "02_vae_lab", "vae-lab", "solution")
+        grade.manual_score = 2
+        gradebook.db.commit()
+    rewritten = classroom("feedback", course=course)
+    assert rewritten.returncode == 0, rewritten.stdout[-3000:] + rewritten.stderr[-3000:]
+    assert "To be graded by your instructor" not in (feedback / "02_vae_lab.html").read_text()
+    assert (
+        "To be graded by your instructor"
+        in (course / "feedback" / "keras_ops" / "vae-lab" / "02_vae_lab.html").read_text()
+    )
+    totals = {
+        row["student_id"]: float(row["score"]) for row in csv.DictReader((course / "grades.csv").open())
+    }
+    assert totals["solution"] == AUTOGRADED_POINTS + MANUAL_POINTS
+
     # A late submission: only that student is graded; everyone else's results stay as they were.
     results = {path.name: path.stat().st_mtime_ns for path in (course / "results").glob("*.json")}
     shutil.copytree(course / "source" / "vae-lab", submissions / "late")

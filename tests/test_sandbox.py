@@ -80,6 +80,19 @@ def test_an_answer_that_never_finishes_is_stopped_at_the_time_limit(tmp_path, ce
     status, text = grade(cell, tmp_path)
     assert status == "timeout" and "within 4 s" in text, reason
     assert time.monotonic() - started < FAST.seconds + 5
+    assert not workers(), "the stopped answer's processes are still running"
+
+
+def workers() -> list[str]:
+    """Running processes of answer_worker.py (the grading sandbox's Python)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"answer_worker.py" in (entry / "cmdline").read_bytes():
+                found.append(entry.name)
+        except OSError:
+            pass
+    return found
 
 
 def test_printing_100_mb_is_cut_at_the_output_limit(tmp_path):
