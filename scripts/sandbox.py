@@ -83,6 +83,14 @@ def _user_processes(uid: int) -> int:
     return count
 
 
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a running process (a zombie has an empty command line)."""
+    try:
+        return bool(Path(f"/proc/{pid}/cmdline").read_bytes())
+    except OSError:
+        return False
+
+
 def _descendants(pid: int) -> list[int]:
     """Every process below `pid`, from /proc's children lists."""
     found, queue = [], [pid]
@@ -213,12 +221,7 @@ class Answer:
                 os.kill(pid, signal.SIGKILL)
         self.process.wait()
         deadline = time.monotonic() + 5
-        while any(
-            Path(f"/proc/{pid}/cmdline").exists() and Path(f"/proc/{pid}/cmdline").read_bytes()
-            for pid in family
-        ):
-            if time.monotonic() > deadline:
-                break
+        while any(map(_alive, family)) and time.monotonic() < deadline:
             time.sleep(0.01)
         self.selector.close()
         self.process.stdout.close()
