@@ -5,11 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lab_utils.losses import reconstruction_loss
 from lab_utils.metrics import (
+    cross_entropy_floor,
     evaluate_elbo,
     frechet_distance,
     importance_log_likelihood,
     nearest_training_images,
+    no_latent_baseline,
     reconstruction_error_per_digit,
 )
 from lab_utils.models import build_vae
@@ -90,3 +93,21 @@ def test_nearest_training_image_finds_an_exact_copy(random_images):
     indices, distances = nearest_training_images(samples, random_images, batch_size=1)
     assert indices.tolist() == [7, 100]
     np.testing.assert_allclose(distances, [0.0, np.sqrt(5.0)], atol=1e-3)
+
+
+def test_cross_entropy_floor_is_the_loss_of_a_perfect_decoder():
+    x = np.zeros((2, 784), "float32")
+    x[0, :4] = [1.0, 0.5, 0.25, 0.0]
+    expected = np.log(2) - (0.25 * np.log(0.25) + 0.75 * np.log(0.75))  # black, white and 0 cost nothing
+    np.testing.assert_allclose(cross_entropy_floor(x), [expected, 0.0], rtol=1e-12)
+    grey = np.random.default_rng(0).uniform(0.01, 0.99, (5, 784)).astype("float32")
+    direct = np.asarray(reconstruction_loss(grey, grey))  # the kit's own loss with p = x
+    np.testing.assert_allclose(cross_entropy_floor(grey), direct, rtol=1e-4)
+
+
+def test_no_latent_baseline_is_the_loss_of_each_pixels_training_mean(random_images):
+    train, test = random_images[:40], random_images[40:50]
+    mean = np.clip(train.mean(axis=0), 1e-7, 1 - 1e-7)
+    direct = np.asarray(reconstruction_loss(test, np.tile(mean, (len(test), 1))))
+    np.testing.assert_allclose(no_latent_baseline(train, test), direct, rtol=1e-4)
+    assert np.all(no_latent_baseline(train, test) >= cross_entropy_floor(test))
