@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
@@ -79,13 +80,7 @@ def load_or_make(
         raise ValueError(f"path={str(path)!r} must end in .keras (the Keras model format).")
     settings = json.loads(json.dumps(settings))  # as the record will hold them
     path.parent.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(f"{path}.lock")
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(f"Another run is training {path.name}; waiting for it to finish...", flush=True)
-        lock.acquire()
-    try:
+    with held_lock(f"{path}.lock", f"Another run is training {path.name}; waiting for it to finish..."):
         saved = None if retrain else _load_if_current(path, settings)
         if saved is not None:
             return saved
@@ -95,6 +90,19 @@ def load_or_make(
         write_atomically(record_path(path), lambda target: target.write_text(json.dumps(record, indent=1)))
         print(f"Saved the trained model to {path}.")
         return model, record
+
+
+@contextlib.contextmanager
+def held_lock(path: str | os.PathLike, waiting: str) -> Iterator[None]:
+    """Hold the file lock `path` for the block; if another process holds it, print `waiting` and wait."""
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(waiting, flush=True)
+        lock.acquire()
+    try:
+        yield
     finally:
         lock.release()
 

@@ -203,10 +203,14 @@ def plot_latent_manifold(vae, n: int = 20, quantile_range: tuple[float, float] =
     images = vae.decode_images(np.column_stack([z1.ravel(), z2.ravel()]))
     figure = Figure(figsize=(8, 8), layout="constrained")
     axis = figure.subplots()
-    extent = (values[0], values[-1], values[0], values[-1])
-    axis.imshow(_image_grid(images, n, n), cmap="gray_r", vmin=0, vmax=1, extent=extent)
-    axis.set_xlabel("z[0]")
-    axis.set_ylabel("z[1]")
+    axis.imshow(_image_grid(images, n, n), cmap="gray_r", vmin=0, vmax=1, extent=(0, n, 0, n))
+    # The tiles sit at Normal quantiles, not evenly in z: each tick names the code of its tile's centre.
+    tiles = sorted({*range(0, n, max(1, n // 5)), n - 1})
+    labels = [f"{values[tile]:.2f}" for tile in tiles]
+    axis.set_xticks([tile + 0.5 for tile in tiles], labels)
+    axis.set_yticks([tile + 0.5 for tile in tiles], labels)
+    axis.set_xlabel("z[0] (at the tile's centre)")
+    axis.set_ylabel("z[1] (at the tile's centre)")
     axis.set_title(f"The learned 2-D manifold: decoded codes at Normal quantiles {low:.2f}–{high:.2f}")
     return figure
 

@@ -25,6 +25,7 @@ import ast
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -386,6 +387,13 @@ def _grade_student(job: dict) -> dict:
     return results
 
 
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes started afresh ("spawn"): a forked copy of a process that already runs
+    NumPy's or nbgrader's threads can hang on a lock one of them held (seen here once, in about
+    a hundred students graded)."""
+    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
+
+
 def _feedback(job: tuple[str, str]) -> str:
     """Write one student's feedback HTML with nbgrader; return its error text, or "" when it worked."""
     course, student = job
@@ -504,7 +512,7 @@ def _grade(
         for student, _ in to_grade
     ]
     started = time.monotonic()
-    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(work) or 1))) as pool:
+    with _pool(min(jobs, len(work))) as pool:
         for result in pool.map(_grade_student, work):
             student = result["student"]
             result["status"] = {
@@ -528,7 +536,7 @@ def _grade(
                 file=sys.stderr,
             )
     recorded = time.monotonic() - started - sandboxed
-    with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(work) or 1))) as pool:  # feedback only reads
+    with _pool(min(jobs, len(work))) as pool:  # feedback only reads the gradebook
         recorded_ok = [(student, fingerprint) for student, fingerprint in to_grade if student not in failed]
         for (student, fingerprint), error in zip(
             recorded_ok, pool.map(_feedback, [(str(course), s) for s, _ in recorded_ok])
@@ -566,7 +574,7 @@ def feedback(course: Path, jobs: int | None = None, show_hidden_tests: bool = Fa
         )
     students = sorted(json.loads(state_path.read_text()))
     with FileLock(course / ".grading.lock"):
-        with ProcessPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        with _pool(jobs or os.cpu_count() or 1) as pool:
             errors = dict(
                 zip(students, pool.map(_feedback, [(str(course), student) for student in students]))
             )
