@@ -117,7 +117,9 @@ def _command(workdir: Path, unsafe: bool) -> list[str]:
     readable = [Path(sys.prefix), Path(sys.base_prefix), Path(lab_utils.__file__).resolve().parent]
     command = [bubblewrap() or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     command += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
-    command += ["--ro-bind", "/usr", "/usr"]
+    # /proc, /dev and an empty /tmp first: a later mount hides an earlier one below it, and the
+    # environment may itself live under /tmp (a CI checkout does).
+    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64"):
         if os.path.islink(top):
             command += ["--symlink", os.readlink(top), top]
@@ -128,7 +130,6 @@ def _command(workdir: Path, unsafe: bool) -> list[str]:
     for path in dict.fromkeys(readable):
         command += ["--ro-bind", str(path), str(path)]
     command += ["--ro-bind", str(WORKER), "/grader/answer_worker.py"]
-    command += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     command += ["--bind", str(workdir), SANDBOX_HOME, "--chdir", SANDBOX_HOME, "--clearenv"]
     for name, value in _ENVIRONMENT.items():
         command += ["--setenv", name, value]
