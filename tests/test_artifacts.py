@@ -25,16 +25,20 @@ REPO = Path(__file__).resolve().parent.parent
 # A child process that trains (or loads) a tiny VAE at PATH, pausing PAUSE seconds per epoch.
 TRAIN_SCRIPT = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     import keras, numpy as np
     import lab_utils.training as training
     from lab_utils.models import build_vae
 
     path, epochs, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+    go = sys.argv[4] if len(sys.argv) > 4 else None
 
     class Pause(keras.callbacks.Callback):  # a slow epoch, so that the other process finds it running
         def on_epoch_end(self, epoch, logs=None):
             time.sleep(pause)
+            deadline = time.monotonic() + 300
+            while go and not os.path.exists(go) and time.monotonic() < deadline:
+                time.sleep(0.1)  # hold the lock until the test has seen the other process wait
 
     fit = training.train_vae
     training.train_vae = lambda *args, **kwargs: fit(*args, **kwargs, callbacks=[Pause()])
@@ -46,9 +50,9 @@ TRAIN_SCRIPT = textwrap.dedent(
 )
 
 
-def _start(path: Path, epochs: int, pause: float) -> subprocess.Popen:
+def _start(path: Path, epochs: int, pause: float, go: Path | None = None) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", TRAIN_SCRIPT, str(path), str(epochs), str(pause)],
+        [sys.executable, "-c", TRAIN_SCRIPT, str(path), str(epochs), str(pause), *([str(go)] if go else [])],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -66,11 +70,18 @@ def _wait_for(condition, seconds: float, what: str) -> None:
 
 def test_a_second_process_waits_for_the_first_then_loads_its_model(tmp_path):
     path = tmp_path / "vae.keras"
-    first = _start(path, epochs=4, pause=3.0)
+    go = tmp_path / "go"  # the first run holds its lock after each epoch until this file exists
+    first = _start(path, epochs=4, pause=0.5, go=go)
     log = tmp_path / "vae_checkpoints" / "history.csv"
-    _wait_for(lambda: log.is_file(), 120, "the first run to finish an epoch")  # it holds the lock 9 s more
-    second = _start(path, epochs=4, pause=3.0)
-    outputs = [process.communicate(timeout=180)[0] for process in (first, second)]
+    _wait_for(lambda: log.is_file(), 120, "the first run to finish an epoch")
+    second = _start(path, epochs=4, pause=0.5)
+    seen = []
+    for line in second.stdout:  # however slowly it starts, the second run must find the lock held
+        seen.append(line)
+        if "waiting for it to finish" in line:
+            break
+    go.touch()
+    outputs = [first.communicate(timeout=300)[0], "".join(seen) + second.communicate(timeout=300)[0]]
     assert [process.returncode for process in (first, second)] == [0, 0], outputs
     trained = [output for output in outputs if "Saved the trained model" in output]
     waited = [output for output in outputs if "waiting for it to finish" in output]
