@@ -298,8 +298,8 @@ def _collect_student(folder: Path, released: Path, target: Path) -> tuple[dict[s
         (target / "timestamp.txt").write_bytes(handed_in["timestamp.txt"][:200])
     statuses = {}
     for release_path in sorted(released.glob("*.ipynb")):
-        name, expected = release_path.name, json.loads(release_path.read_text())
-        if not any(cell["metadata"]["nbgrader"].get("grade") for cell in _cells(expected).values()):
+        name, released_cells = release_path.name, _cells(json.loads(release_path.read_text()))
+        if not any(cell["metadata"]["nbgrader"].get("grade") for cell in released_cells.values()):
             continue  # nothing to grade there (01, 05): not copied, no status, no feedback
         data = handed_in.get(name, b"") if name in handed_in else None
         if name in handed_in and data is None:
@@ -311,7 +311,7 @@ def _collect_student(folder: Path, released: Path, target: Path) -> tuple[dict[s
                 for other, content in handed_in.items()
                 if other.endswith(".ipynb")
                 and content
-                and all(grade_id.encode() in content for grade_id in _cells(expected))
+                and all(grade_id.encode() in content for grade_id in released_cells)
             ]
             hint = f" (found {', '.join(others)} with its cells: hand it in as {name})" if others else ""
             statuses[release_path.stem] = "missing" + hint
@@ -322,7 +322,7 @@ def _collect_student(folder: Path, released: Path, target: Path) -> tuple[dict[s
         except Exception as error:  # noqa: BLE001 - any unreadable file
             statuses[release_path.stem] = f"invalid notebook ({type(error).__name__}; scored 0)"
             continue
-        restored = _normalise(notebook, _cells(expected))
+        restored = _normalise(notebook, released_cells)
         nbformat.write(notebook, target / name)
         statuses[release_path.stem] = (
             f"graded cell deleted: {', '.join(restored)} restored as released" if restored else "graded"

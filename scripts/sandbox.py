@@ -20,7 +20,6 @@ the rest of the machine is exposed).
 from __future__ import annotations
 
 import ast
-import base64
 import contextlib
 import io
 import json
@@ -37,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from answer_worker import decode, encode  # the sandbox's side of the same wire format
 
 WORKER = Path(__file__).resolve().with_name("answer_worker.py")
 MAX_REPLY = 64 << 20  # bytes of one reply from the sandbox
@@ -167,16 +167,6 @@ def _limit(limits: Limits, processes: int):
     return apply
 
 
-def _encode(value) -> str:
-    buffer = io.BytesIO()
-    np.save(buffer, np.asarray(value), allow_pickle=False)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _decode(text: str) -> np.ndarray:
-    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
-
-
 class AnswerError(Exception):
     """The student's code raised; the message is its type and text."""
 
@@ -188,12 +178,9 @@ class Answer:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds
         workdir.mkdir(parents=True, exist_ok=True)
-        if unsafe:
-            processes = limits.processes + _user_processes(os.getuid())
-        else:
-            processes = (
-                limits.processes if os.geteuid() == 0 else limits.processes + _user_processes(os.getuid())
-            )
+        # as root the sandbox runs as a user of its own; otherwise the limit counts all our processes
+        privileged = os.geteuid() == 0 and not unsafe
+        processes = limits.processes + (0 if privileged else _user_processes(os.getuid()))
         self.log = (workdir.parent / f"{workdir.name}.stderr").open("w+b")
         self.process = subprocess.Popen(
             _command(workdir, unsafe),
@@ -288,13 +275,13 @@ class Answer:
         if value is None:
             return None
         try:
-            array = _decode(value)
+            array = decode(value)
         except Exception:  # noqa: BLE001 - anything unreadable is the answer's fault
             raise AnswerStopped("crash", f"{name} sent back something that is not an array") from None
         return array.item() if array.ndim == 0 else array
 
     def call(self, name: str, *args):
-        return self._value(self._ask({"call": name, "args": [_encode(arg) for arg in args]}), name)
+        return self._value(self._ask({"call": name, "args": [encode(np.asarray(arg)) for arg in args]}), name)
 
     def get(self, name: str):
         return self._value(self._ask({"get": name}), name)
