@@ -190,17 +190,29 @@ def check_images(images, name: str = "images") -> np.ndarray:
     return images
 
 
+def binarise(images, seed: int = 0) -> np.ndarray:
+    """Return a binary copy of grey `images`: each pixel is 1 with probability equal to its grey value.
+
+    With a fixed `seed` the copy is the same every time, as a test set must be.
+    """
+    images = check_images(images)
+    return (np.random.default_rng(seed).random(images.shape, dtype="float32") < images).astype("float32")
+
+
 def make_dataset(
     images: np.ndarray,
     batch_size: int = 256,
     shuffle: bool = True,
     seed: int | None = None,
     labels: np.ndarray | None = None,
+    binarise: bool = False,
 ):
     """Return a tf.data pipeline of image batches, or (images, labels) batches if `labels` is given.
 
     Each epoch draws a new order of the image indices and gathers each batch from one tensor
     of images; autotune is off because its per-epoch teardown stalls epochs on a 2-core CPU.
+    With `binarise`, every batch is a fresh binary draw of its grey images (dynamic
+    binarisation: a pixel is 1 with probability equal to its grey value).
     """
     import tensorflow as tf
 
@@ -223,11 +235,21 @@ def make_dataset(
     batches = order.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order).batch(batch_size))
     batches = batches.apply(tf.data.experimental.assert_cardinality(-(-count // batch_size)))
     pixels = tf.constant(np.asarray(images, dtype="float32"))
+
+    def gather(batch, draw):
+        grey = tf.gather(pixels, batch)
+        if not binarise:
+            return grey
+        noise = tf.random.stateless_uniform(tf.shape(grey), seed=tf.stack([draw, 1]))
+        return tf.cast(noise < grey, "float32")
+
+    draws = tf.data.Dataset.random(seed=None if seed is None else seed + 1, rerandomize_each_iteration=True)
+    batches = tf.data.Dataset.zip((batches, draws))
     if labels is None:
-        dataset = batches.map(lambda batch: tf.gather(pixels, batch))
+        dataset = batches.map(gather)
     else:
         digits = tf.constant(np.asarray(labels, dtype="int32"))
-        dataset = batches.map(lambda batch: (tf.gather(pixels, batch), tf.gather(digits, batch)))
+        dataset = batches.map(lambda batch, draw: (gather(batch, draw), tf.gather(digits, batch)))
     options = tf.data.Options()
     options.autotune.enabled = False
     return dataset.prefetch(2).with_options(options)

@@ -64,9 +64,10 @@ def importance_log_likelihood(
 
     log p(x) ≈ logsumexp_k [log p(x|z_k) + log p(z_k) − log q(z_k|x)] − log K, with z_k ~ q(z|x).
     Its expectation is a lower bound on log p(x) that tightens as K grows (one draw can land
-    above it); with K = 1 it is a single-sample estimate of the ELBO. Pixels are scored as in
-    the training loss (Bernoulli cross-entropy): on binary images that is a log-likelihood, on
-    grey MNIST only a likelihood-shaped score (see `cross_entropy_floor`). `labels` are needed
+    above it); with K = 1 it is a single-sample estimate of the ELBO. Pixels are scored by the
+    model's likelihood: a Bernoulli decoder on binary images and a continuous Bernoulli one give
+    log-likelihoods; a Bernoulli decoder on grey MNIST gives only a likelihood-shaped score (see
+    `cross_entropy_floor`). `labels` are needed
     by a ConditionalVAE (then it is log p(x | y)). Returns one value (nats) per image.
     """
     import tensorflow as tf
@@ -77,7 +78,7 @@ def importance_log_likelihood(
     labels = np.zeros(len(images), "int32") if labels is None else np.asarray(labels, "int32")
     if len(labels) != len(images):
         raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
-    conditional, latent_dim = vae.conditional, vae.latent_dim
+    conditional, latent_dim, likelihood = vae.conditional, vae.latent_dim, vae.likelihood
     per_batch = images_per_batch or max(1, 20_000 // samples)
     log_2pi = float(np.log(2 * np.pi))
 
@@ -88,7 +89,9 @@ def importance_log_likelihood(
         repeated_y = tf.reshape(tf.broadcast_to(y[None], (samples, *y.shape)), (-1,))
         probabilities = vae.decode(tf.reshape(z, (-1, latent_dim)), repeated_y if conditional else None)
         repeated_x = tf.reshape(tf.broadcast_to(x[None], (samples, *x.shape)), (-1, x.shape[-1]))
-        log_px_given_z = -tf.reshape(reconstruction_loss(repeated_x, probabilities), (samples, -1))
+        log_px_given_z = -tf.reshape(
+            reconstruction_loss(repeated_x, probabilities, likelihood), (samples, -1)
+        )
         log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
         log_qz = -0.5 * tf.reduce_sum(tf.square(epsilon) + log_2pi + z_log_var[None], axis=-1)
         return tf.reduce_logsumexp(log_px_given_z + log_pz - log_qz, axis=0) - np.log(samples)
@@ -114,7 +117,7 @@ def reconstruction_error_per_digit(vae, images, labels) -> dict[int, float]:
     if len(images) != len(labels):
         raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
     reconstructions = vae.predict(images, batch_size=1000, verbose=0)
-    losses = np.asarray(reconstruction_loss(images, reconstructions))
+    losses = np.asarray(reconstruction_loss(images, reconstructions, vae.likelihood))
     return {digit: float(losses[labels == digit].mean()) for digit in range(10) if np.any(labels == digit)}
 
 

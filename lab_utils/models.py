@@ -9,7 +9,7 @@ import numpy as np
 from keras import layers, ops
 
 from lab_utils.data import IMAGE_SIZE, N_PIXELS
-from lab_utils.losses import negative_elbo
+from lab_utils.losses import check_likelihood, negative_elbo
 
 PACKAGE = "lab_utils"
 
@@ -94,15 +94,27 @@ def call_model(model: keras.Model, inputs, training: bool = False):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class VAE(keras.Model):
-    """Encoder + decoder trained on the negative ELBO; logs loss, reconstruction_loss and kl_loss."""
+    """Encoder + decoder trained on the negative ELBO; logs loss, reconstruction_loss and kl_loss.
 
-    def __init__(self, encoder: keras.Model, decoder: keras.Model, beta: float = 1.0, **kwargs):
+    `likelihood` is how the decoder's pixel probabilities score an image: "bernoulli" (binary
+    cross-entropy, the lab's) or "continuous_bernoulli" (a density on grey pixels).
+    """
+
+    def __init__(
+        self,
+        encoder: keras.Model,
+        decoder: keras.Model,
+        beta: float = 1.0,
+        likelihood: str = "bernoulli",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if beta < 0:
             raise ValueError(f"beta={beta!r} must be >= 0 (1.0 is the plain VAE).")
         self.encoder = encoder
         self.decoder = decoder
         self.beta = float(beta)
+        self.likelihood = check_likelihood(likelihood)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.reconstruction_loss_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_loss_tracker = keras.metrics.Mean(name="kl_loss")
@@ -170,12 +182,14 @@ class VAE(keras.Model):
     def _compute_losses(self, images, labels, training: bool):
         z_mean, z_log_var, z = self.encode(images, labels, training=training)
         reconstructions = self.decode(z, labels, training=training)
-        return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta)
+        return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta, self.likelihood)
 
-    def _record(self, loss, reconstruction, kl) -> dict:
-        self.loss_tracker.update_state(loss)
-        self.reconstruction_loss_tracker.update_state(reconstruction)
-        self.kl_loss_tracker.update_state(kl)
+    def _record(self, images, loss, reconstruction, kl) -> dict:
+        """Add a batch's averages to the epoch's, weighted by its size (the last batch may be smaller)."""
+        batch_size = ops.shape(images)[0]
+        self.loss_tracker.update_state(loss, sample_weight=batch_size)
+        self.reconstruction_loss_tracker.update_state(reconstruction, sample_weight=batch_size)
+        self.kl_loss_tracker.update_state(kl, sample_weight=batch_size)
         return {metric.name: metric.result() for metric in self.metrics}
 
     def train_step(self, data):
@@ -187,11 +201,11 @@ class VAE(keras.Model):
             loss, reconstruction, kl = self._compute_losses(images, labels, training=True)
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
-        return self._record(loss, reconstruction, kl)
+        return self._record(images, loss, reconstruction, kl)
 
     def test_step(self, data):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._record(*self._compute_losses(images, labels, training=False))
+        return self._record(images, *self._compute_losses(images, labels, training=False))
 
     def get_config(self):
         return {
@@ -199,6 +213,7 @@ class VAE(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "beta": self.beta,
+            "likelihood": self.likelihood,
         }
 
     @classmethod
@@ -297,6 +312,7 @@ def build_vae(
     learning_rate=1e-3,
     seed: int | None = None,
     architecture: str = "dense",
+    likelihood: str = "bernoulli",
     jit_compile: bool = True,
     steps_per_execution: int = 64,
 ) -> VAE:
@@ -308,7 +324,8 @@ def build_vae(
     compilation of the train and test steps (`jit_compile`, which Keras' "auto" leaves off
     on CPU), and `steps_per_execution` steps per call into TensorFlow, which removes most of
     the per-batch Python overhead (logs and callbacks then see every 64th batch).
-    `learning_rate` may be a number or a Keras learning-rate schedule.
+    `learning_rate` may be a number or a Keras learning-rate schedule; `likelihood` is
+    "bernoulli" (the lab's) or "continuous_bernoulli".
     """
     if architecture == "dense":
         model_class = VAE
@@ -323,7 +340,7 @@ def build_vae(
         decoder = build_conditional_decoder(latent_dim, hidden_units)
     else:
         raise ValueError(f"architecture={architecture!r} is not one of 'dense', 'conv', 'conditional'.")
-    vae = model_class(encoder, decoder, beta=beta, name="vae")
+    vae = model_class(encoder, decoder, beta=beta, likelihood=likelihood, name="vae")
     vae.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         jit_compile=jit_compile,

@@ -54,10 +54,13 @@ def train_vae(
     verbose: str | int = "auto",
     y_train=None,
     y_val=None,
+    binarise: bool = False,
 ) -> dict[str, list[float]]:
     """Fit `vae` on `x_train` (validating on `x_val`) and return its per-epoch logs (Keras' History.history).
 
-    Labels (`y_train`, `y_val`) are needed only by a ConditionalVAE.
+    Labels (`y_train`, `y_val`) are needed only by a ConditionalVAE. With `binarise`, every
+    training batch is a fresh binary draw of its grey images (`x_val` is used as given:
+    binarise it once with `data.binarise`).
 
     With `checkpoint_dir`, the training state is backed up after every epoch
     (`keras.callbacks.BackupAndRestore`) and the per-epoch logs are appended to
@@ -75,6 +78,7 @@ def train_vae(
         shuffle=True,
         seed=seed,
         labels=y_train,
+        binarise=binarise,
     )
     val_data = None
     if x_val is not None:
@@ -128,16 +132,20 @@ def train_or_load(
     verbose: str | int = "auto",
     y_train=None,
     y_val=None,
+    binarise: bool = False,
 ) -> TrainedModel:
     """Return the model saved at `path` if it was trained with the same settings, else train and save it.
 
     `build()` must return a compiled model (labels `y_train`, `y_val` are for a
-    ConditionalVAE). Training is checkpointed next to `path`, so an interrupted run resumes.
+    ConditionalVAE; `binarise` as in `train_vae`). Training is checkpointed next to `path`,
+    so an interrupted run resumes.
     `settings` (any JSON-able description of the run) decides whether a saved model still
     matches what is asked for; `retrain=True` always trains.
     """
     path = Path(path)
     run = {**(settings or {}), "epochs": epochs, "batch_size": batch_size, "seed": seed}
+    if binarise:
+        run["binarise"] = True
 
     def train():
         if seed is not None:
@@ -155,6 +163,7 @@ def train_or_load(
             verbose=verbose,
             y_train=y_train,
             y_val=y_val,
+            binarise=binarise,
         )
         return model, {"history": history, "seconds": time.perf_counter() - started}
 

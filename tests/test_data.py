@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lab_utils import data
-from lab_utils.data import MNISTDataError, load_mnist, make_dataset, read_idx
+from lab_utils.data import MNISTDataError, binarise, load_mnist, make_dataset, read_idx
 from tests.conftest import write_idx
 
 
@@ -191,3 +191,31 @@ def test_real_file_with_one_flipped_byte_fails_its_checksum(real_mnist_dir, tmp_
     target.write_bytes(gzip.compress(bytes(raw)))
     with pytest.raises(MNISTDataError, match="t10k-labels-idx1-ubyte.gz has sha256"):
         load_mnist(copy)
+
+
+def test_binarise_is_reproducible_for_a_fixed_test_set_and_keeps_the_grey_as_its_mean():
+    grey = np.random.default_rng(7).random((2000, 784), dtype="float32")
+    once, again, other = binarise(grey, seed=0), binarise(grey, seed=0), binarise(grey, seed=1)
+    np.testing.assert_array_equal(once, again)  # the same test set every run
+    assert set(np.unique(once)) == {0.0, 1.0} and not np.array_equal(once, other)
+    assert once.mean() == pytest.approx(grey.mean(), abs=2e-3)  # P(pixel = 1) is its grey value
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        binarise(grey * 255)
+
+
+def test_dynamic_binarisation_draws_fresh_pixels_every_epoch_and_keeps_labels():
+    grey = np.full((64, 784), 0.5, dtype="float32")
+    grey[:, :10] = 0.0  # pixels that are never ink
+    labels = np.arange(64)
+
+    def epoch(dataset):  # one pass, images put back in label order
+        images, digits = (np.concatenate(part) for part in zip(*dataset.as_numpy_iterator()))
+        return images[np.argsort(digits)]
+
+    dataset = make_dataset(grey, batch_size=32, seed=2, labels=labels, binarise=True)
+    first, second = epoch(dataset), epoch(dataset)
+    assert set(np.unique(first)) == {0.0, 1.0} and not first[:, :10].any()
+    assert 0.45 < first[:, 10:].mean() < 0.55
+    assert (first != second).mean() > 0.4  # a new draw each epoch, not one binarised copy
+    again = make_dataset(grey, batch_size=32, seed=2, labels=labels, binarise=True)
+    np.testing.assert_array_equal(epoch(again), first)  # the same seed repeats the draws

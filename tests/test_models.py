@@ -8,7 +8,13 @@ import keras
 import numpy as np
 import pytest
 
-from lab_utils.losses import kl_divergence, negative_elbo, reconstruction_loss
+from lab_utils.losses import (
+    continuous_bernoulli_log_normaliser,
+    continuous_bernoulli_mean,
+    kl_divergence,
+    negative_elbo,
+    reconstruction_loss,
+)
 from lab_utils.models import VAE, ConditionalVAE, Sampling, build_decoder, build_encoder, build_vae
 
 
@@ -215,3 +221,61 @@ def test_conditional_vae_decodes_the_label_it_is_given(random_images, tmp_path):
 def test_unknown_architecture_is_named():
     with pytest.raises(ValueError, match="architecture='mlp'"):
         build_vae(architecture="mlp", jit_compile=False)
+
+
+def _integrate(function, points: int = 200) -> float:
+    """∫₀¹ function(x) dx by Gauss–Legendre quadrature."""
+    nodes, weights = np.polynomial.legendre.leggauss(points)
+    return float(np.sum(weights / 2 * function((nodes + 1) / 2)))
+
+
+@pytest.mark.parametrize("lam", [1e-3, 0.1, 0.3, 0.49, 0.4999, 0.5, 0.5001, 0.504, 0.7, 0.999])
+def test_continuous_bernoulli_normaliser_and_mean_match_numerical_integration(lam):
+    density = lambda x: lam**x * (1 - lam) ** (1 - x)  # noqa: E731  (unnormalised)
+    mass = _integrate(density)
+    got = float(continuous_bernoulli_log_normaliser(np.float32(lam)))
+    assert got == pytest.approx(-np.log(mass), abs=2e-6)
+    mean = _integrate(lambda x: x * density(x)) / mass
+    assert float(continuous_bernoulli_mean(np.float32(lam))) == pytest.approx(mean, abs=2e-5)
+
+
+def test_continuous_bernoulli_loss_is_a_normalised_density_with_finite_gradients_at_one_half():
+    import tensorflow as tf
+
+    lam = tf.constant([[0.2, 0.5, 0.5 + 1e-4, 0.9]])
+    with tf.GradientTape() as tape:
+        tape.watch(lam)
+        loss = reconstruction_loss(tf.constant([[0.3, 0.5, 0.7, 1.0]]), lam, "continuous_bernoulli")
+    assert np.isfinite(tape.gradient(loss, lam).numpy()).all()
+    # −log p of each pixel integrates to one: ∫ exp(−loss) dx = 1 for a one-pixel image.
+    for value in (0.2, 0.5, 0.9):
+        pixel = lambda x, value=value: np.exp(  # noqa: E731
+            -np.asarray(
+                reconstruction_loss(
+                    x[:, None].astype("float32"),
+                    np.full((len(x), 1), value, "float32"),
+                    "continuous_bernoulli",
+                )
+            )
+        )
+        assert _integrate(pixel) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(ValueError, match="likelihood='gaussian'"):
+        reconstruction_loss(tf.constant([[0.5]]), lam[:, :1], "gaussian")
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # saved untrained
+def test_the_likelihood_is_part_of_the_saved_model(tmp_path):
+    vae = build_vae(latent_dim=2, hidden_units=(8,), likelihood="continuous_bernoulli", jit_compile=False)
+    vae.save(tmp_path / "cb.keras")
+    assert keras.saving.load_model(tmp_path / "cb.keras").likelihood == "continuous_bernoulli"
+    with pytest.raises(ValueError, match="likelihood='gauss'"):
+        build_vae(hidden_units=(8,), likelihood="gauss", jit_compile=False)
+
+
+def test_epoch_figures_weigh_a_smaller_last_batch_by_its_size(random_images):
+    vae = build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False)
+    images = random_images[:3]
+    z_mean, z_log_var, _ = vae.encoder(images)
+    per_image = np.asarray(kl_divergence(z_mean, z_log_var))  # the KL term needs no sampling
+    result = vae.evaluate(images, batch_size=2, verbose=0, return_dict=True)  # batches of 2 and 1
+    assert result["kl_loss"] == pytest.approx(per_image.mean(), rel=1e-5)
