@@ -9,9 +9,9 @@ import numpy as np
 
 from lab_utils.config import RunConfig
 from lab_utils.judge import judge_images
-from lab_utils.metrics import evaluate_elbo, importance_log_likelihood
+from lab_utils.metrics import likelihood_figures
 from lab_utils.models import build_vae
-from lab_utils.training import train_or_load
+from lab_utils.training import TrainedModel, train_or_load
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,53 @@ class Experiment:
     latent_dim: int = 2
     beta: float = 1.0
     hidden_units: tuple[int, ...] = (512,)
+    likelihood: str = "bernoulli"
+    binarise: bool = False  # train on a fresh binary draw of every batch
+    seed: int | None = None  # None: the run's seed
+
+
+def train_experiment(
+    experiment: Experiment,
+    config: RunConfig,
+    x_train,
+    x_val,
+    folder,
+    verbose: str | int = 2,
+    y_train=None,
+    y_val=None,
+) -> TrainedModel:
+    """Train (or load from `folder`) the experiment's VAE with the run's epochs, batch and train size.
+
+    The seed is the experiment's, else the run's. With `experiment.binarise`, pass `x_val`
+    binarised once (`data.binarise`).
+    """
+    seed = config.seed if experiment.seed is None else experiment.seed
+
+    def build():
+        return build_vae(
+            latent_dim=experiment.latent_dim,
+            hidden_units=experiment.hidden_units,
+            beta=experiment.beta,
+            architecture=experiment.architecture,
+            likelihood=experiment.likelihood,
+            seed=seed,
+        )
+
+    return train_or_load(
+        build,
+        Path(folder) / f"{experiment.name}.keras",
+        x_train[: config.train_size],
+        x_val,
+        settings={**asdict(experiment), "train_size": len(x_train[: config.train_size])},
+        retrain=config.retrain,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        seed=seed,
+        verbose=verbose,
+        y_train=None if y_train is None else y_train[: config.train_size],
+        y_val=y_val,
+        binarise=experiment.binarise,
+    )
 
 
 def run_experiment(
@@ -37,42 +84,28 @@ def run_experiment(
 ) -> dict:
     """Train (or load) the experiment's VAE and return its row: −ELBO, IWAE log p(x), sample quality, time.
 
+    The −ELBO and the IWAE estimate are computed on the same images: the first
+    `config.iwae_images` test images.
+
     With `verbose` (Keras' setting) it says which model it is on and shows training and IWAE progress.
     """
     (x_train, y_train), (x_test, y_test) = data
     conditional = experiment.architecture == "conditional"
-    folder = Path(folder)
-    path = folder / f"{experiment.name}.keras"
-
-    def build():
-        return build_vae(
-            latent_dim=experiment.latent_dim,
-            hidden_units=experiment.hidden_units,
-            beta=experiment.beta,
-            architecture=experiment.architecture,
-            seed=config.seed,
-        )
-
     if verbose:
         print(f"{experiment.name}: training (or loading) the VAE, then measuring it", flush=True)
-    vae, history, seconds = train_or_load(
-        build,
-        path,
-        x_train[: config.train_size],
+    vae, history, seconds = train_experiment(
+        experiment,
+        config,
+        x_train,
         x_test,
-        settings={**asdict(experiment), "train_size": len(x_train[: config.train_size])},
-        retrain=config.retrain,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        verbose=verbose,
-        y_train=y_train[: config.train_size] if conditional else None,
+        folder,
+        verbose,
+        y_train=y_train if conditional else None,
         y_val=y_test if conditional else None,
     )
     labels = y_test if conditional else None
     intended = np.arange(samples) % 10 if conditional else None
-    elbo = evaluate_elbo(vae, x_test, labels)
-    log_px = importance_log_likelihood(
+    figures = likelihood_figures(
         vae,
         x_test[: config.iwae_images],
         None if labels is None else labels[: config.iwae_images],
@@ -84,10 +117,11 @@ def run_experiment(
     return {
         **asdict(experiment),
         "epochs": len(history["loss"]),
-        "negative_elbo": elbo["negative_elbo"],
-        "reconstruction_loss": elbo["reconstruction_loss"],
-        "kl_loss": elbo["kl_loss"],
-        "log_px": float(log_px.mean()),
+        "negative_elbo": figures["negative_elbo"],
+        "reconstruction_loss": figures["reconstruction_loss"],
+        "kl_loss": figures["kl_loss"],
+        "log_px": -figures["negative_log_px"],
+        "test_images": figures["images"],
         **judge_images(classifier, generated, reference_features, intended),
         "train_seconds": seconds,
         "model": vae,

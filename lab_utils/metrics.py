@@ -155,3 +155,16 @@ def nearest_training_images(samples, train_images, batch_size: int = 500) -> tup
         indices.append(best)
         distances.append(np.sqrt(np.clip(squared[np.arange(len(chunk)), best], 0, None)))
     return np.concatenate(indices), np.concatenate(distances)
+
+
+def likelihood_figures(
+    vae, images, labels=None, samples: int = 1000, seed: int = 0, progress: bool = False
+) -> dict:
+    """The negative ELBO, its two terms and the IWAE estimate of −log p(x), all on the same `images`.
+
+    Nats per image. A bound and an estimate compared on different images differ by the
+    images as much as by the bound, so this is the one way the kit puts them side by side.
+    """
+    elbo = evaluate_elbo(vae, images, labels)
+    log_px = importance_log_likelihood(vae, images, labels, samples=samples, seed=seed, progress=progress)
+    return {**elbo, "negative_log_px": float(-log_px.mean()), "images": len(log_px), "samples": samples}

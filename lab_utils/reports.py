@@ -35,6 +35,7 @@ def comparison_table(results: Mapping[str, Mapping]) -> str:
         ("digits covered (≥ 5 % of images)", "digits_covered", "{}/10"),
         ("Fréchet distance to the originals (kit classifier features)", "frechet_distance", "{:.2f}"),
         ("mean distance to the nearest training image (pixels, L2)", "nearest_train_distance", "{:.2f}"),
+        ("the closest 1 %: distance to the nearest training image", "nearest_train_distance_1pct", "{:.2f}"),
     ]
     lines = ["| measure | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
     for label, key, form in rows:
@@ -44,9 +45,12 @@ def comparison_table(results: Mapping[str, Mapping]) -> str:
 
 
 def experiments_table(rows: list[dict]) -> str:
-    """Markdown table of experiment rows (nats per image; FD is the kit classifier's Fréchet distance)."""
+    """Markdown table of experiment rows (nats per image; FD is the kit classifier's Fréchet distance).
+
+    −ELBO, IWAE and KL are on the same test images (`test_images` of each row).
+    """
     header = (
-        "| model | latent | β | test −ELBO | −log p(x) (IWAE) | KL | sample confidence | digits covered "
+        "| model | latent | β | −ELBO | −log p(x) (IWAE) | KL | sample confidence | digits covered "
         "| FD to test | train time |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [header]
@@ -57,4 +61,32 @@ def experiments_table(rows: list[dict]) -> str:
             f"{-row['log_px']:.1f} | {row['kl_loss']:.1f} | {row['mean_confidence']:.2f}{extra} | "
             f"{row['digits_covered']}/10 | {row['frechet_distance']:.1f} | {row['train_seconds']:.0f} s |"
         )
+    return "\n".join(lines)
+
+
+def _what_the_score_is(likelihood: str, binary: bool) -> str:
+    if likelihood == "continuous_bernoulli":
+        return "yes: a density on grey pixels (can go below 0)"
+    return "yes: a probability of binary images" if binary else "no: a cross-entropy on grey pixels"
+
+
+def likelihood_table(rows: Sequence[Mapping], published: Mapping[str, float] | None = None) -> str:
+    """Markdown table of `metrics.likelihood_figures` rows, each on its own test images, then published NLLs.
+
+    Each row needs name, likelihood, binary (were its images binary?) and the figures; both
+    columns of a row come from the same images.
+    """
+    lines = [
+        "| model | test images | decoder | is −log p(x) a log-likelihood? | −ELBO | IWAE −log p(x) |",
+        "| --- | --- | --- | --- | ---: | ---: |",
+    ]
+    for row in rows:
+        images = f"first {row['images']:,}, {'binarised' if row['binary'] else 'grey'}"
+        lines.append(
+            f"| {row['name']} | {images} | {row['likelihood'].replace('_', ' ')} "
+            f"| {_what_the_score_is(row['likelihood'], row['binary'])} | {row['negative_elbo']:.1f} "
+            f"| {row['negative_log_px']:.1f} (K = {row['samples']:,}) |"
+        )
+    for name, value in (published or {}).items():
+        lines.append(f"| {name} | all 10,000, binarised | bernoulli | yes (published) | — | {value:.2f} |")
     return "\n".join(lines)

@@ -9,7 +9,7 @@ import pytest
 
 from lab_utils.artifacts import record_path
 from lab_utils.config import RunConfig
-from lab_utils.experiments import Experiment, run_experiment
+from lab_utils.experiments import Experiment, run_experiment, train_experiment
 from lab_utils.judge import build_classifier, classifier_features
 from lab_utils.reports import experiments_table
 
@@ -40,6 +40,7 @@ def test_a_row_has_every_figure_and_reuses_the_saved_model(experiment, setting, 
     assert f"{experiment.name}: training (or loading)" in said and "4/4 - " in said and "20/20" in said
     assert row["negative_elbo"] == pytest.approx(row["reconstruction_loss"] + row["kl_loss"])
     assert row["log_px"] < 0 and sum(row["digit_counts"]) == 50
+    assert row["test_images"] == config.iwae_images  # −ELBO and IWAE on the same test images
     record = json.loads(record_path(tmp_path / f"{experiment.name}.keras").read_text())
     assert row["train_seconds"] == record["seconds"] and row["epochs"] == len(record["history"]["loss"]) == 1
     assert (row["accuracy"] is not None) == (experiment.architecture == "conditional")
@@ -50,3 +51,20 @@ def test_a_row_has_every_figure_and_reuses_the_saved_model(experiment, setting, 
     )
     table = experiments_table([row, again]).splitlines()
     assert len(table) == 4 and table[2].startswith(f"| {experiment.name} |")
+
+
+def test_an_experiment_with_its_own_seed_trains_another_model_and_records_the_seed(setting, tmp_path):
+    (x_train, _), (x_test, _) = setting[0]
+    config = setting[1]
+    runs = {
+        seed: train_experiment(
+            Experiment(f"seed {seed}", hidden_units=(8,), seed=seed), config, x_train, x_test, tmp_path, 0
+        )
+        for seed in (None, 1)
+    }
+    weights = [run.model.get_weights()[0] for run in runs.values()]
+    assert not np.array_equal(*weights)
+    recorded = [
+        json.loads(record_path(tmp_path / f"seed {seed}.keras").read_text())["settings"] for seed in runs
+    ]
+    assert [settings["seed"] for settings in recorded] == [config.seed, 1]

@@ -15,6 +15,7 @@ from lab_utils.judge import (
     judge_images,
     train_or_load_judge,
 )
+from lab_utils.metrics import nearest_training_images
 from lab_utils.reports import comparison_table
 
 
@@ -49,11 +50,18 @@ def test_compare_sets_judges_three_sets_alike(random_images):
     results = compare_sets(classifier, originals, labels, originals, random_images[40:80], random_images)
     assert results["reconstructions"]["frechet_distance"] == pytest.approx(0.0, abs=1e-3)  # identical sets
     assert results["originals"]["nearest_train_distance"] == pytest.approx(0.0, abs=1e-3)  # they are in it
+    nearest = nearest_training_images(random_images[40:80], random_images[80:])[
+        1
+    ]  # not in the training set here
+    unseen = compare_sets(classifier, originals, labels, originals, random_images[40:80], random_images[80:])
+    assert unseen["generated"]["nearest_train_distance_1pct"] == pytest.approx(
+        np.percentile(nearest, 1), rel=1e-5
+    )
     assert results["generated"]["accuracy"] is None
     assert results["originals"]["accuracy"] == results["reconstructions"]["accuracy"]
     table = comparison_table(results).splitlines()
     assert table[0] == "| measure | originals | reconstructions | generated |"
-    assert table[2].endswith(" | — |") and len(table) == 7
+    assert table[2].endswith(" | — |") and len(table) == 8
 
 
 def test_judge_is_trained_once_then_loaded_and_retrained_on_request(

@@ -11,6 +11,7 @@ from lab_utils.metrics import (
     evaluate_elbo,
     frechet_distance,
     importance_log_likelihood,
+    likelihood_figures,
     nearest_training_images,
     no_latent_baseline,
     reconstruction_error_per_digit,
@@ -111,3 +112,28 @@ def test_no_latent_baseline_is_the_loss_of_each_pixels_training_mean(random_imag
     direct = np.asarray(reconstruction_loss(test, np.tile(mean, (len(test), 1))))
     np.testing.assert_allclose(no_latent_baseline(train, test), direct, rtol=1e-4)
     assert np.all(no_latent_baseline(train, test) >= cross_entropy_floor(test))
+
+
+def test_likelihood_figures_put_the_elbo_and_the_iwae_estimate_on_the_same_images(small_vae, random_images):
+    images = random_images[:30]
+    figures = likelihood_figures(small_vae, images, samples=50, seed=3)
+    iwae = importance_log_likelihood(small_vae, images, samples=50, seed=3)
+    assert figures["images"] == 30 and figures["samples"] == 50
+    assert figures["negative_log_px"] == pytest.approx(-iwae.mean(), rel=1e-6)
+    elbo = evaluate_elbo(small_vae, images)["negative_elbo"]
+    assert figures["negative_elbo"] == pytest.approx(elbo, abs=2.0)  # one z sample each: sampling noise only
+    assert figures["negative_log_px"] < figures["negative_elbo"]
+
+
+def test_iwae_scores_a_continuous_bernoulli_model_with_its_density(random_images):
+    grey = np.clip(random_images[:8] * 0.8 + 0.1, 0, 1)
+    vae = build_vae(
+        latent_dim=2, hidden_units=(16,), seed=0, likelihood="continuous_bernoulli", jit_compile=False
+    )
+    log_px = importance_log_likelihood(vae, grey, samples=20, seed=0)
+    # log C(λ) >= log 2 for every pixel: the density scores an image 784 log 2 or more above the cross-entropy
+    bernoulli = build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False)
+    bernoulli.set_weights(vae.get_weights())
+    assert (
+        log_px - importance_log_likelihood(bernoulli, grey, samples=20, seed=0) >= 784 * np.log(2) - 1e-3
+    ).all()

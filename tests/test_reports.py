@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lab_utils.reports import final_losses, loss_table
+from lab_utils.reports import final_losses, likelihood_table, loss_table
 
 
 def test_final_losses_and_table_report_the_last_epoch():
@@ -23,3 +23,23 @@ def test_table_without_validation_shows_a_dash():
 def test_final_losses_rejects_non_history():
     with pytest.raises(ValueError, match="'loss' entry"):
         final_losses({"accuracy": [1.0]})
+
+
+def test_likelihood_table_says_which_scores_are_log_likelihoods_and_lists_published_ones():
+    figures = {"negative_elbo": 140.04, "negative_log_px": 137.26, "images": 1000, "samples": 1000}
+    rows = [
+        {"name": "grey", "likelihood": "bernoulli", "binary": False, **figures},
+        {"name": "binary", "likelihood": "bernoulli", "binary": True, **figures},
+        {"name": "cb", "likelihood": "continuous_bernoulli", "binary": False, **figures},
+    ]
+    table = likelihood_table(rows, {"VAE, Burda et al. 2016": 86.76}).splitlines()
+    assert table[2] == (
+        "| grey | first 1,000, grey | bernoulli | no: a cross-entropy on grey pixels "
+        "| 140.0 | 137.3 (K = 1,000) |"
+    )
+    assert "yes: a probability of binary images" in table[3] and "binarised" in table[3]
+    assert "yes: a density on grey pixels" in table[4] and "continuous bernoulli" in table[4]
+    assert (
+        table[5]
+        == "| VAE, Burda et al. 2016 | all 10,000, binarised | bernoulli | yes (published) | — | 86.76 |"
+    )
