@@ -53,7 +53,8 @@ def reconstruction_loss(images, reconstructions, likelihood: str = "bernoulli"):
     "bernoulli": the binary cross-entropy. It is a log-likelihood on binary images only; on
     grey pixels it is a cross-entropy with a floor above zero (`metrics.cross_entropy_floor`).
     "continuous_bernoulli": the same cross-entropy minus log C(λ) per pixel, a proper density
-    on [0, 1] (it can be negative: a density may exceed 1).
+    on [0, 1] (it can be negative: a density may exceed 1). On the decoder's own sigmoid output
+    Keras takes the cross-entropy from the logits; NumPy probabilities are clipped to 1e-7.
     """
     pixelwise = ops.binary_crossentropy(images, reconstructions)
     if likelihood == "continuous_bernoulli":

@@ -164,7 +164,16 @@ def likelihood_figures(
 
     Nats per image. A bound and an estimate compared on different images differ by the
     images as much as by the bound, so this is the one way the kit puts them side by side.
+    `standard_error` is the IWAE mean's, over the images (n ≥ 2).
     """
     elbo = evaluate_elbo(vae, images, labels)
     log_px = importance_log_likelihood(vae, images, labels, samples=samples, seed=seed, progress=progress)
-    return {**elbo, "negative_log_px": float(-log_px.mean()), "images": len(log_px), "samples": samples}
+    return {
+        **elbo,
+        "negative_log_px": float(-log_px.mean()),
+        "standard_error": float(log_px.std(ddof=1) / np.sqrt(len(log_px)))
+        if len(log_px) > 1
+        else float("nan"),
+        "images": len(log_px),
+        "samples": samples,
+    }

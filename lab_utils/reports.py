@@ -74,19 +74,19 @@ def likelihood_table(rows: Sequence[Mapping], published: Mapping[str, float] | N
     """Markdown table of `metrics.likelihood_figures` rows, each on its own test images, then published NLLs.
 
     Each row needs name, likelihood, binary (were its images binary?) and the figures; both
-    columns of a row come from the same images.
+    columns of a row come from the same images; ± is the IWAE mean's standard error.
     """
     lines = [
         "| model | test images | decoder | is −log p(x) a log-likelihood? | −ELBO | IWAE −log p(x) |",
         "| --- | --- | --- | --- | ---: | ---: |",
     ]
     for row in rows:
-        images = f"first {row['images']:,}, {'binarised' if row['binary'] else 'grey'}"
+        images = f"{row['images']:,} {'binarised' if row['binary'] else 'grey'}"
         lines.append(
             f"| {row['name']} | {images} | {row['likelihood'].replace('_', ' ')} "
             f"| {_what_the_score_is(row['likelihood'], row['binary'])} | {row['negative_elbo']:.1f} "
-            f"| {row['negative_log_px']:.1f} (K = {row['samples']:,}) |"
+            f"| {row['negative_log_px']:.1f} ± {row['standard_error']:.1f} (K = {row['samples']:,}) |"
         )
     for name, value in (published or {}).items():
-        lines.append(f"| {name} | all 10,000, binarised | bernoulli | yes (published) | — | {value:.2f} |")
+        lines.append(f"| {name} | 10,000 binarised | bernoulli | yes (published) | — | {value:.2f} |")
     return "\n".join(lines)

@@ -120,6 +120,7 @@ def test_likelihood_figures_put_the_elbo_and_the_iwae_estimate_on_the_same_image
     iwae = importance_log_likelihood(small_vae, images, samples=50, seed=3)
     assert figures["images"] == 30 and figures["samples"] == 50
     assert figures["negative_log_px"] == pytest.approx(-iwae.mean(), rel=1e-6)
+    assert figures["standard_error"] == pytest.approx(iwae.std(ddof=1) / np.sqrt(30), rel=1e-5)
     elbo = evaluate_elbo(small_vae, images)["negative_elbo"]
     assert figures["negative_elbo"] == pytest.approx(elbo, abs=2.0)  # one z sample each: sampling noise only
     assert figures["negative_log_px"] < figures["negative_elbo"]

@@ -279,3 +279,14 @@ def test_epoch_figures_weigh_a_smaller_last_batch_by_its_size(random_images):
     per_image = np.asarray(kl_divergence(z_mean, z_log_var))  # the KL term needs no sampling
     result = vae.evaluate(images, batch_size=2, verbose=0, return_dict=True)  # batches of 2 and 1
     assert result["kl_loss"] == pytest.approx(per_image.mean(), rel=1e-5)
+
+
+def test_the_training_loss_takes_a_saturated_pixel_at_its_full_cost():
+    """Keras (TensorFlow) scores the decoder's sigmoid output from its logits, not clipped at 16.1 nats."""
+    decoder = build_decoder(latent_dim=2, hidden_units=(4,))
+    last = decoder.get_layer("pixel_probabilities")
+    kernel, bias = last.get_weights()
+    last.set_weights([np.zeros_like(kernel), np.full_like(bias, 30.0)])  # every pixel's logit is 30
+    probabilities = decoder(np.zeros((1, 2), "float32"))
+    loss = float(reconstruction_loss(np.zeros((1, 784), "float32"), probabilities)[0])
+    assert loss == pytest.approx(784 * 30.0, rel=1e-4)  # clipping at 1 − 1e-7 would give 784 × 16.1
