@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from lab_utils.data import check_images
-from lab_utils.losses import reconstruction_loss
+from lab_utils.losses import kl_divergence, reconstruction_loss
 
 
 def evaluate_elbo(vae, images, labels=None, batch_size: int = 1000) -> dict[str, float]:
@@ -59,6 +59,7 @@ def importance_log_likelihood(
     images_per_batch: int | None = None,
     seed: int = 0,
     progress: bool = False,
+    proposal=None,
 ) -> np.ndarray:
     """Estimate log p(x) per image with the importance-weighted (IWAE) bound over `samples` codes.
 
@@ -68,7 +69,9 @@ def importance_log_likelihood(
     model's likelihood: a Bernoulli decoder on binary images and a continuous Bernoulli one give
     log-likelihoods; a Bernoulli decoder on grey MNIST gives only a likelihood-shaped score (see
     `cross_entropy_floor`). `labels` are needed
-    by a ConditionalVAE (then it is log p(x | y)). Returns one value (nats) per image.
+    by a ConditionalVAE (then it is log p(x | y)). `proposal`, a (z_mean, z_log_var) pair with
+    one row per image (e.g. from `refine_posterior`), replaces the encoder's q(z|x) as the
+    distribution the codes are drawn from. Returns one value (nats) per image.
     """
     import tensorflow as tf
 
@@ -79,12 +82,22 @@ def importance_log_likelihood(
     if len(labels) != len(images):
         raise ValueError(f"got {len(images)} images but {len(labels)} labels.")
     conditional, latent_dim, likelihood = vae.conditional, vae.latent_dim, vae.likelihood
+    if proposal is not None:
+        proposal = tuple(np.asarray(part, "float32") for part in proposal)
+        if any(part.shape != (len(images), latent_dim) for part in proposal):
+            raise ValueError(
+                f"proposal must be (z_mean, z_log_var), each of shape ({len(images)}, {latent_dim}); "
+                f"got {[part.shape for part in proposal]}."
+            )
     per_batch = images_per_batch or max(1, 20_000 // samples)
     log_2pi = float(np.log(2 * np.pi))
 
     @tf.function(jit_compile=True)
-    def log_weights(x, y, epsilon):
-        z_mean, z_log_var, _ = vae.encode(x, y if conditional else None)
+    def log_weights(x, y, epsilon, given_mean, given_log_var):
+        if proposal is None:
+            z_mean, z_log_var, _ = vae.encode(x, y if conditional else None)
+        else:
+            z_mean, z_log_var = given_mean, given_log_var
         z = z_mean[None] + tf.exp(0.5 * z_log_var)[None] * epsilon  # (K, B, d)
         repeated_y = tf.reshape(tf.broadcast_to(y[None], (samples, *y.shape)), (-1,))
         probabilities = vae.decode(tf.reshape(z, (-1, latent_dim)), repeated_y if conditional else None)
@@ -97,18 +110,88 @@ def importance_log_likelihood(
         return tf.reduce_logsumexp(log_px_given_z + log_pz - log_qz, axis=0) - np.log(samples)
 
     rng = np.random.default_rng(seed)
+    given = proposal or (np.zeros((len(images), latent_dim), "float32"),) * 2  # unused without a proposal
     estimates = []
     bar = keras.utils.Progbar(len(images), unit_name="image") if progress else None
     for start in range(0, len(images), per_batch):
-        x, y = images[start : start + per_batch], labels[start : start + per_batch]
-        if len(x) < per_batch:  # keep one compiled shape: pad, then drop the padding
-            x = np.concatenate([x, np.repeat(x[-1:], per_batch - len(x), axis=0)])
-            y = np.concatenate([y, np.repeat(y[-1:], per_batch - len(y))])
+        batch = [part[start : start + per_batch] for part in (images, labels, *given)]
+        if len(batch[0]) < per_batch:  # keep one compiled shape: pad, then drop the padding
+            batch = [
+                np.concatenate([part, np.repeat(part[-1:], per_batch - len(part), axis=0)]) for part in batch
+            ]
         epsilon = rng.standard_normal((samples, per_batch, latent_dim), dtype=np.float32)
-        estimates.append(log_weights(tf.constant(x), tf.constant(y), tf.constant(epsilon)).numpy())
+        estimates.append(
+            log_weights(
+                *map(tf.constant, batch[:2]), tf.constant(epsilon), *map(tf.constant, batch[2:])
+            ).numpy()
+        )
         if bar is not None:
             bar.update(min(start + per_batch, len(images)))
     return np.concatenate(estimates)[: len(images)]
+
+
+def _unconditional(vae, what: str) -> None:
+    if vae.conditional:
+        raise ValueError(f"{what} works on an unconditional VAE; this one is a ConditionalVAE.")
+
+
+def posterior_elbo(vae, images, z_mean, z_log_var, samples: int = 1000, seed: int = 0) -> np.ndarray:
+    """The ELBO of each image (nats) under the Gaussian q(z|x) = N(z_mean, exp(z_log_var)) given for it.
+
+    The reconstruction term is averaged over `samples` codes drawn from q, the KL term is exact.
+    Pass the encoder's output (`latent.encode_means`) or a refined one (`refine_posterior`).
+    """
+    import tensorflow as tf
+
+    _unconditional(vae, "posterior_elbo")
+    images = check_images(images)
+    z_mean, z_log_var = np.asarray(z_mean, "float32"), np.asarray(z_log_var, "float32")
+    epsilon = np.random.default_rng(seed).standard_normal((samples, *z_mean.shape), dtype=np.float32)
+    per_call = max(1, 20_000 // len(images))  # draws decoded together, about 20,000 codes per call
+    reconstruction = np.zeros(len(images))
+    for start in range(0, samples, per_call):
+        draws = epsilon[start : start + per_call]
+        z = (z_mean[None] + np.exp(0.5 * z_log_var)[None] * draws).reshape(-1, z_mean.shape[1])
+        losses = reconstruction_loss(
+            np.tile(images, (len(draws), 1)), vae.decode(tf.constant(z)), vae.likelihood
+        )
+        reconstruction += np.asarray(losses).reshape(len(draws), -1).sum(axis=0)
+    return -(reconstruction / samples + np.asarray(kl_divergence(z_mean, z_log_var)))
+
+
+def refine_posterior(
+    vae, images, steps: int = 200, samples: int = 8, learning_rate: float = 0.01, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Improve each image's q(z|x) by Adam steps on its own ELBO, starting from the encoder's output.
+
+    The encoder amortises inference: one network gives every image its q(z|x). What a q fitted
+    to each image alone gains in ELBO is the amortisation gap (Cremer et al. 2018, "Inference
+    suboptimality in variational autoencoders"). Returns the refined (z_mean, z_log_var).
+    """
+    import tensorflow as tf
+
+    _unconditional(vae, "refine_posterior")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps={steps!r} must be a positive integer, e.g. 200.")
+    images = tf.constant(check_images(images))
+    z_mean, z_log_var, _ = vae.encode(images)
+    mean, log_var = tf.Variable(z_mean), tf.Variable(z_log_var)
+    optimizer = keras.optimizers.Adam(learning_rate)
+    repeated = tf.tile(images, (samples, 1))
+
+    @tf.function
+    def step(step_seed):
+        with tf.GradientTape() as tape:
+            epsilon = tf.random.stateless_normal((samples, *mean.shape), seed=step_seed)
+            z = tf.reshape(mean[None] + tf.exp(0.5 * log_var)[None] * epsilon, (-1, mean.shape[-1]))
+            reconstruction = reconstruction_loss(repeated, vae.decode(z), vae.likelihood)
+            # summed over images: each image's parameters get the gradient of its own ELBO
+            loss = tf.reduce_sum(reconstruction) / samples + tf.reduce_sum(kl_divergence(mean, log_var))
+        optimizer.apply(tape.gradient(loss, [mean, log_var]), [mean, log_var])
+
+    for index in range(steps):
+        step(tf.constant([seed, index]))
+    return mean.numpy(), log_var.numpy()
 
 
 def reconstruction_error_per_digit(vae, images, labels) -> dict[int, float]:

@@ -280,3 +280,128 @@ def plot_experiment_rows(rows: Sequence[Mapping], title: str) -> Figure:
         axis.grid(alpha=0.3, axis="y")
     figure.suptitle(title)
     return figure
+
+
+TRAVERSAL_VALUES = tuple(np.linspace(-3, 3, 9))
+
+
+def _code_extent(z_mean, margin: float = 0.5) -> tuple[float, float, float, float]:
+    """A square window over 2-D codes that also holds the prior's 3σ disc."""
+    z_mean = np.asarray(z_mean)
+    if z_mean.ndim != 2 or z_mean.shape[1] != 2:
+        raise ValueError(f"z_mean has shape {z_mean.shape}; this figure needs 2-D codes (latent_dim=2).")
+    half = max(3.0, float(np.percentile(np.abs(z_mean), 99.5))) + margin
+    return (-half, half, -half, half)
+
+
+def code_grid(z_mean, points: int = 120) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """An even grid of 2-D codes (row by row, z[1] growing upwards) over the window `_code_extent` picks."""
+    extent = _code_extent(z_mean)
+    xs = np.linspace(extent[0], extent[1], points)
+    ys = np.linspace(extent[3], extent[2], points)  # first row on top
+    z1, z2 = np.meshgrid(xs, ys)
+    return np.column_stack([z1.ravel(), z2.ravel()]).astype("float32"), extent
+
+
+def _prior_circles(axis) -> None:
+    angles = np.linspace(0, 2 * np.pi, 200)
+    for radius in (1, 2, 3):
+        axis.plot(radius * np.cos(angles), radius * np.sin(angles), color="black", lw=0.8, ls="--", alpha=0.7)
+
+
+def plot_aggregate_posterior(log_q, log_p, extent) -> Figure:
+    """Two maps over a 2-D code grid: the aggregate posterior log q(z), and log q(z)/p(z) (holes in blue)."""
+    log_q, log_p = np.asarray(log_q), np.asarray(log_p)
+    side = int(round(np.sqrt(log_q.size)))
+    if log_q.shape != log_p.shape or side * side != log_q.size:
+        raise ValueError(
+            f"log_q {log_q.shape} and log_p {log_p.shape} must be the same square grid (code_grid)."
+        )
+    figure = Figure(figsize=(12, 5), layout="constrained")
+    left, right = figure.subplots(1, 2)
+    shown = left.imshow(
+        np.maximum(log_q, log_q.max() - 12).reshape(side, side), extent=extent, cmap="viridis"
+    )
+    figure.colorbar(shown, ax=left, label="log q(z) (nats)")
+    left.set_title("Where the codes are: aggregate posterior q(z)")
+    ratio = np.clip(log_q - log_p, -5, 5).reshape(side, side)
+    shown = right.imshow(ratio, extent=extent, cmap="RdBu_r", vmin=-5, vmax=5)
+    figure.colorbar(shown, ax=right, label="log q(z) − log p(z) (nats, clipped at ±5)")
+    right.set_title("Red: codes crowd; blue: the prior has mass, the codes do not")
+    for axis in (left, right):
+        _prior_circles(axis)
+        axis.set_xlabel("z[0]")
+        axis.set_ylabel("z[1]")
+    figure.suptitle("Aggregate posterior against the prior N(0, I) (dashed: 1σ, 2σ, 3σ circles of the prior)")
+    return figure
+
+
+def plot_shared_regions(z_mean, labels, grid_digits, extent, groups=((4, 9), (3, 5, 8))) -> Figure:
+    """Per group of digits: their codes over a map of where the decoder draws each (as the judge reads it)."""
+    z_mean, labels, grid_digits = np.asarray(z_mean), np.asarray(labels), np.asarray(grid_digits)
+    side = int(round(np.sqrt(grid_digits.size)))
+    if side * side != grid_digits.size or len(z_mean) != len(labels):
+        raise ValueError(
+            "grid_digits must cover a square code_grid, and z_mean and labels must have one row per image."
+        )
+    colours = matplotlib.colormaps["tab10"]
+    digit_map = grid_digits.reshape(side, side)
+    figure = Figure(figsize=(6 * len(groups), 5.5), layout="constrained")
+    for axis, group in zip(np.atleast_1d(figure.subplots(1, len(groups))), groups):
+        shade = np.zeros((side, side, 4))
+        for digit in group:
+            shade[digit_map == digit] = colours(digit)
+        shade[..., 3] = np.where(np.isin(digit_map, group), 0.35, 0.0)
+        axis.imshow(shade, extent=extent)
+        for digit in group:
+            points = z_mean[labels == digit]
+            axis.scatter(
+                points[:, 0], points[:, 1], s=3, alpha=0.5, color=colours(digit), label=f"codes of {digit}s"
+            )
+        _prior_circles(axis)
+        axis.set_xlim(extent[:2])
+        axis.set_ylim(extent[2:])
+        axis.set_xlabel("z[0]")
+        axis.set_ylabel("z[1]")
+        axis.legend(markerscale=4, loc="upper right")
+        names = ", ".join(f"{digit}s" for digit in group[:-1]) + f" and {group[-1]}s"
+        axis.set_title(f"{names}: codes (dots); shade: where the decoder draws each")
+    return figure
+
+
+def plot_bound_against_samples(
+    samples: Sequence[int], negative_bounds: Sequence[float], negative_elbo: float
+) -> Figure:
+    """The IWAE bound's −log p(x) estimate against its number of samples K, beside the −ELBO, same images."""
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    axis = figure.subplots()
+    axis.plot(samples, negative_bounds, marker="o", label="−IWAE bound (K samples)")
+    axis.axhline(negative_elbo, color="grey", ls="--", label="−ELBO (closed-form KL)")
+    axis.set_xscale("log")
+    axis.set_xlabel("K, importance samples per image (log scale)")
+    axis.set_ylabel("nats per image (lower is tighter)")
+    axis.set_title("How tight is the bound? The same test images, K = 1 … " + f"{max(samples):,}")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    return figure
+
+
+def plot_traversals(
+    vae, anchor, dimensions: Sequence[int], values: Sequence[float] = TRAVERSAL_VALUES
+) -> Figure:
+    """Decode codes that move one latent dimension at a time through `values`, the others held at `anchor`."""
+    values = np.asarray(values, "float32")
+    anchor = np.asarray(anchor, "float32").ravel()
+    if anchor.size != vae.latent_dim:
+        raise ValueError(f"anchor has {anchor.size} numbers; this VAE's codes have {vae.latent_dim}.")
+    rows = []
+    for dimension in dimensions:
+        codes = np.repeat(anchor[None], len(values), axis=0)
+        codes[:, dimension] = values
+        rows.append(vae.decode_images(codes))
+    return show_image_rows(
+        rows,
+        [f"z[{dimension}]" for dimension in dimensions],
+        title=f"Traversals (latent {vae.latent_dim}): one dimension moves, the others stay at the anchor",
+        column_labels=[f"{value:+.1f}" for value in values],
+    )

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from PIL import Image, ImageDraw
 
 from lab_utils.data import IMAGE_SIZE, check_images
+from lab_utils.latent import encode_means
 from lab_utils.losses import kl_divergence, reconstruction_loss
 from lab_utils.plots import plot_latent_scatter
 
@@ -39,12 +40,6 @@ def _check_index(index, count: int, name: str = "index") -> int:
     if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not 0 <= index < count:
         raise ValueError(f"{name}={index!r} is out of range; pick an image index from 0 to {count - 1}.")
     return int(index)
-
-
-def encode_means(vae, images) -> tuple[np.ndarray, np.ndarray]:
-    """Return (z_mean, z_log_var) of `images` from the VAE's encoder, in batches."""
-    z_mean, z_log_var, _ = vae.encoder.predict(check_images(images), batch_size=1000, verbose=0)
-    return z_mean, z_log_var
 
 
 class _Explorer:

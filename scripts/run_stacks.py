@@ -55,6 +55,7 @@ COLAB_PINS = [
     "ipykernel==6.17.1",
     "filelock==3.18.0",
     "platformdirs==4.3.8",
+    "scikit-learn==1.6.1",
 ]
 
 

@@ -141,7 +141,7 @@ def test_trained_vae_round_trips_through_keras_file_in_safe_mode(trained_vae, sa
 
 def test_a_reloaded_vae_is_used_without_keras_warnings(trained_vae, saved_vae):
     """Keras 3.10 (Colab) and newer reload one-input models differently; the kit's calls suit both."""
-    from lab_utils.widgets import encode_means
+    from lab_utils.latent import encode_means
 
     vae, random_images, _ = trained_vae
     loaded = keras.models.load_model(saved_vae, safe_mode=True)

@@ -10,6 +10,9 @@ from matplotlib.figure import Figure
 
 from lab_utils.losses import LOSS_TERMS
 from lab_utils.plots import (
+    code_grid,
+    plot_aggregate_posterior,
+    plot_bound_against_samples,
     plot_class_balance,
     plot_digit_bars,
     plot_experiment_rows,
@@ -18,6 +21,8 @@ from lab_utils.plots import (
     plot_latent_scatter,
     plot_loss_curves,
     plot_pixel_histogram,
+    plot_shared_regions,
+    plot_traversals,
     show_digits_per_class,
     show_prior_samples,
     show_reconstructions,
@@ -205,3 +210,49 @@ def test_experiment_rows_figure_shows_both_likelihood_figures_and_the_split():
     ] and left.get_ylabel() == "nats per image"
     with pytest.raises(ValueError, match="rows is empty"):
         plot_experiment_rows([], "t")
+
+
+def test_code_grid_runs_row_by_row_from_the_top_left_and_holds_the_prior():
+    grid, extent = code_grid(np.array([[0.0, 0.0], [1.0, -1.0]]), points=5)
+    assert grid.shape == (25, 2)
+    assert extent[0] <= -3 and extent[1] >= 3
+    np.testing.assert_allclose(grid[0], [extent[0], extent[3]])  # top left: smallest z[0], largest z[1]
+    np.testing.assert_allclose(grid[4], [extent[1], extent[3]])
+    with pytest.raises(ValueError, match="2-D codes"):
+        code_grid(np.zeros((4, 3)))
+
+
+def test_aggregate_posterior_maps_show_the_ratio_clipped_and_labelled():
+    log_q = np.linspace(-20, 0, 16)
+    figure = plot_aggregate_posterior(log_q, np.full(16, -5.0), (-3, 3, -3, 3))
+    ratio = figure.axes[1].get_images()[0].get_array()
+    assert ratio.shape == (4, 4) and ratio.min() == -5 and ratio.max() == 5
+    assert all(axis.get_xlabel() == "z[0]" for axis in figure.axes[:2]) and figure.get_suptitle()
+    with pytest.raises(ValueError, match="square grid"):
+        plot_aggregate_posterior(np.zeros(15), np.zeros(15), (-3, 3, -3, 3))
+
+
+def test_shared_regions_shade_only_the_pair_and_scatter_their_codes():
+    grid, extent = code_grid(np.zeros((2, 2)), points=4)
+    digits = np.array([4, 9, 1, 1] * 4)
+    z_mean, labels = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 10
+    figure = plot_shared_regions(z_mean, labels, digits, extent, groups=((4, 9),))
+    shade = figure.axes[0].get_images()[0].get_array()
+    assert (shade[:, 2:, 3] == 0).all() and (shade[:, :2, 3] > 0).all()  # 1s are not shaded
+    assert len(figure.axes[0].collections) == 2 and figure.axes[0].get_title().startswith("4s and 9s")
+
+
+def test_bound_plot_draws_the_bound_against_k_beside_the_elbo():
+    figure = plot_bound_against_samples([1, 10, 100], [160.0, 158.0, 157.0], 161.0)
+    bound, elbo = figure.axes[0].get_lines()
+    assert list(bound.get_xdata()) == [1, 10, 100] and list(elbo.get_ydata()) == [161.0, 161.0]
+    assert figure.axes[0].get_xscale() == "log"
+
+
+def test_traversal_moves_one_dimension_and_keeps_the_others_at_the_anchor(vae):
+    anchor = np.array([0.5, -0.5])
+    figure = plot_traversals(vae, anchor, dimensions=[1], values=np.array([-1.0, 2.0]))
+    second = figure.axes[1].get_images()[0].get_array()
+    np.testing.assert_allclose(second, vae.decode_images([[0.5, 2.0]])[0], atol=1e-6)
+    with pytest.raises(ValueError, match="anchor has 3 numbers"):
+        plot_traversals(vae, np.zeros(3), dimensions=[0])

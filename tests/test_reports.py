@@ -48,3 +48,40 @@ def test_likelihood_table_says_which_scores_are_log_likelihoods_and_lists_publis
     assert (
         table[5] == "| VAE, Burda et al. 2016 | 10,000 binarised | bernoulli | yes (published) | — | 86.76 |"
     )
+
+
+def test_kl_split_table_shows_each_part_and_the_ceiling():
+    from lab_utils.reports import kl_split_table
+
+    table = kl_split_table(
+        {
+            "lab": {
+                "average_kl": 5.5,
+                "mutual_information": 4.25,
+                "marginal_kl": 1.25,
+                "information_ceiling": 9.21,
+            }
+        }
+    )
+    assert "| lab | 5.50 | 4.25 | 1.25 | 9.21 |" in table
+    assert "q(z\\|x)" in table  # the | of q(z|x) is escaped, or it splits the cell
+
+
+def test_sampler_table_gives_each_digits_share_of_the_set():
+    import numpy as np
+
+    from lab_utils.reports import sampler_table
+
+    row = {
+        "name": "lab",
+        "sampler": "prior",
+        "digit_counts": np.array([1, 0, 0, 0, 0, 0, 0, 0, 1, 2]),
+        "mean_confidence": 0.7,
+        "frechet_distance": 150.0,
+        "nearest_train_distance": 5.0,
+        "nearest_train_distance_1pct": 2.5,
+    }
+    line = sampler_table([row]).splitlines()[-1]
+    assert (
+        line.startswith("| lab | prior | 25.0% | 0.0% |") and "| 50.0% | 0.70 | 150.0 | 5.00 | 2.50 |" in line
+    )
