@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,6 +27,13 @@ class Experiment:
     likelihood: str = "bernoulli"
     binarise: bool = False  # train on a fresh binary draw of every batch
     seed: int | None = None  # None: the run's seed
+    kl_warmup_epochs: int = 0  # the KL weight rises from 0 to β over these first epochs
+    free_bits: float = 0.0  # nats of KL per latent dimension the training loss does not charge
+
+    def settings(self) -> dict:
+        """What decides whether a saved model is this experiment's (the remedies only when used)."""
+        unused = {"kl_warmup_epochs": 0, "free_bits": 0.0}
+        return {key: value for key, value in asdict(self).items() if unused.get(key, object()) != value}
 
 
 def train_experiment(
@@ -44,6 +52,8 @@ def train_experiment(
     binarised once (`data.binarise`).
     """
     seed = config.seed if experiment.seed is None else experiment.seed
+    x_train = x_train[: config.train_size]
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
 
     def build():
         return build_vae(
@@ -53,14 +63,16 @@ def train_experiment(
             architecture=experiment.architecture,
             likelihood=experiment.likelihood,
             seed=seed,
+            kl_warmup_steps=experiment.kl_warmup_epochs * steps_per_epoch,
+            free_bits=experiment.free_bits,
         )
 
     return train_or_load(
         build,
         Path(folder) / f"{experiment.name}.keras",
-        x_train[: config.train_size],
+        x_train,
         x_val,
-        settings={**asdict(experiment), "train_size": len(x_train[: config.train_size])},
+        settings={**experiment.settings(), "train_size": len(x_train)},
         retrain=config.retrain,
         epochs=config.epochs,
         batch_size=config.batch_size,

@@ -98,6 +98,9 @@ class VAE(keras.Model):
 
     `likelihood` is how the decoder's pixel probabilities score an image: "bernoulli" (binary
     cross-entropy, the lab's) or "continuous_bernoulli" (a density on grey pixels).
+    Two remedies for unused latent dimensions change only the training loss: `kl_warmup_steps`
+    raises the KL weight linearly from 0 to β over the first steps (Bowman et al. 2016), and
+    `free_bits` counts each dimension's KL as at least that many nats (Kingma et al. 2016).
     """
 
     def __init__(
@@ -106,11 +109,21 @@ class VAE(keras.Model):
         decoder: keras.Model,
         beta: float = 1.0,
         likelihood: str = "bernoulli",
+        kl_warmup_steps: int = 0,
+        free_bits: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if beta < 0:
             raise ValueError(f"beta={beta!r} must be >= 0 (1.0 is the plain VAE).")
+        if not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
+            raise ValueError(
+                f"kl_warmup_steps={kl_warmup_steps!r} must be a whole number of steps >= 0 (0: none)."
+            )
+        if free_bits < 0:
+            raise ValueError(f"free_bits={free_bits!r} must be >= 0 nats per dimension (0: none).")
+        self.kl_warmup_steps = kl_warmup_steps
+        self.free_bits = float(free_bits)
         self.encoder = encoder
         self.decoder = decoder
         self.beta = float(beta)
@@ -179,10 +192,21 @@ class VAE(keras.Model):
         z_mean, _, _ = self.encode(images, labels, training=training)
         return self.decode(z_mean, labels, training=training)
 
+    def kl_weight(self):
+        """The KL term's weight in the training loss at this step: β, reached linearly over the warm-up."""
+        if not self.kl_warmup_steps:
+            return self.beta
+        done = ops.cast(self.optimizer.iterations + 1, "float32") / self.kl_warmup_steps
+        return self.beta * ops.minimum(done, 1.0)
+
     def _compute_losses(self, images, labels, training: bool):
         z_mean, z_log_var, z = self.encode(images, labels, training=training)
         reconstructions = self.decode(z, labels, training=training)
-        return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta, self.likelihood)
+        if not training:  # validation scores the model's own objective, without the remedies
+            return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta, self.likelihood)
+        return negative_elbo(
+            images, reconstructions, z_mean, z_log_var, self.kl_weight(), self.likelihood, self.free_bits
+        )
 
     def _record(self, images, loss, reconstruction, kl) -> dict:
         """Add a batch's averages to the epoch's, weighted by its size (the last batch may be smaller)."""
@@ -214,6 +238,8 @@ class VAE(keras.Model):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "beta": self.beta,
             "likelihood": self.likelihood,
+            "kl_warmup_steps": self.kl_warmup_steps,
+            "free_bits": self.free_bits,
         }
 
     @classmethod
@@ -315,6 +341,8 @@ def build_vae(
     likelihood: str = "bernoulli",
     jit_compile: bool = True,
     steps_per_execution: int = 64,
+    kl_warmup_steps: int = 0,
+    free_bits: float = 0.0,
 ) -> VAE:
     """Return a compiled VAE (Adam); dense (512,) with latent 2 is the lab's model.
 
@@ -325,7 +353,7 @@ def build_vae(
     on CPU), and `steps_per_execution` steps per call into TensorFlow, which removes most of
     the per-batch Python overhead (logs and callbacks then see every 64th batch).
     `learning_rate` may be a number or a Keras learning-rate schedule; `likelihood` is
-    "bernoulli" (the lab's) or "continuous_bernoulli".
+    "bernoulli" (the lab's) or "continuous_bernoulli"; `kl_warmup_steps` and `free_bits` as in `VAE`.
     """
     if architecture == "dense":
         model_class = VAE
@@ -340,7 +368,15 @@ def build_vae(
         decoder = build_conditional_decoder(latent_dim, hidden_units)
     else:
         raise ValueError(f"architecture={architecture!r} is not one of 'dense', 'conv', 'conditional'.")
-    vae = model_class(encoder, decoder, beta=beta, likelihood=likelihood, name="vae")
+    vae = model_class(
+        encoder,
+        decoder,
+        beta=beta,
+        likelihood=likelihood,
+        kl_warmup_steps=kl_warmup_steps,
+        free_bits=free_bits,
+        name="vae",
+    )
     vae.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         jit_compile=jit_compile,

@@ -68,3 +68,24 @@ def test_an_experiment_with_its_own_seed_trains_another_model_and_records_the_se
         json.loads(record_path(tmp_path / f"seed {seed}.keras").read_text())["settings"] for seed in runs
     ]
     assert [settings["seed"] for settings in recorded] == [config.seed, 1]
+
+
+def test_the_remedies_are_part_of_an_experiments_settings_only_when_used():
+    plain = Experiment("dense, latent 20", latent_dim=20).settings()
+    assert "kl_warmup_epochs" not in plain and "free_bits" not in plain  # models saved before them still load
+    warm = Experiment("warm-up", latent_dim=20, kl_warmup_epochs=3, free_bits=0.5).settings()
+    assert warm["kl_warmup_epochs"] == 3 and warm["free_bits"] == 0.5
+
+
+def test_a_warm_up_is_counted_in_the_runs_training_steps(tmp_path):
+    config = RunConfig(mode="fast", train_size=100, epochs=1, batch_size=32)
+    images = (np.random.default_rng(0).random((120, 784)) > 0.8).astype("float32")
+    vae = train_experiment(
+        Experiment("warm-up", hidden_units=(8,), kl_warmup_epochs=2),
+        config,
+        images,
+        None,
+        tmp_path,
+        verbose=0,
+    ).model
+    assert vae.kl_warmup_steps == 2 * 4  # 100 images in batches of 32: 4 steps per epoch

@@ -290,3 +290,44 @@ def test_the_training_loss_takes_a_saturated_pixel_at_its_full_cost():
     probabilities = decoder(np.zeros((1, 2), "float32"))
     loss = float(reconstruction_loss(np.zeros((1, 784), "float32"), probabilities)[0])
     assert loss == pytest.approx(784 * 30.0, rel=1e-4)  # clipping at 1 − 1e-7 would give 784 × 16.1
+
+
+def test_free_bits_charge_each_dimension_at_least_lambda_and_report_the_true_kl():
+    images = np.full((4, 784), 0.5, "float32")
+    reconstructions = np.full((4, 784), 0.5, "float32")
+    z_mean = np.array([[0.1, 2.0]] * 4, "float32")  # KL of dimension 0: 0.005 nats, of dimension 1: 2 nats
+    z_log_var = np.zeros((4, 2), "float32")
+    loss, reconstruction, kl = (float(v) for v in negative_elbo(images, reconstructions, z_mean, z_log_var))
+    freed, _, freed_kl = (
+        float(v) for v in negative_elbo(images, reconstructions, z_mean, z_log_var, free_bits=0.5)
+    )
+    assert kl == freed_kl == pytest.approx(2.005)
+    assert freed == pytest.approx(reconstruction + 0.5 + 2.0)  # dimension 0 is charged λ, not 0.005
+    assert loss == pytest.approx(reconstruction + 2.005)
+
+
+def test_kl_warm_up_weighs_the_training_kl_from_zero_to_beta_and_validation_stays_the_elbo(random_images):
+    vae = build_vae(
+        latent_dim=2, hidden_units=(8,), jit_compile=False, steps_per_execution=1, kl_warmup_steps=4
+    )
+    assert float(vae.kl_weight()) == pytest.approx(0.25)  # the first step already counts
+    history = vae.fit(random_images[:64], epochs=1, batch_size=32, verbose=0).history
+    assert float(vae.kl_weight()) == pytest.approx(0.75)  # two steps taken
+    assert history["loss"][0] < history["reconstruction_loss"][0] + history["kl_loss"][0] - 1e-3
+    validation = vae.evaluate(random_images[:64], batch_size=32, verbose=0, return_dict=True)
+    assert validation["loss"] == pytest.approx(
+        validation["reconstruction_loss"] + validation["kl_loss"], rel=1e-5
+    )
+    vae.fit(random_images[:128], epochs=1, batch_size=32, verbose=0)
+    assert float(vae.kl_weight()) == 1.0  # reached β and stays there
+
+
+def test_the_remedies_are_saved_with_the_model_and_bad_values_are_named(tmp_path):
+    vae = build_vae(latent_dim=2, hidden_units=(8,), jit_compile=False, kl_warmup_steps=10, free_bits=0.25)
+    vae.save(tmp_path / "remedies.keras")
+    loaded = keras.saving.load_model(tmp_path / "remedies.keras")
+    assert (loaded.kl_warmup_steps, loaded.free_bits) == (10, 0.25)
+    with pytest.raises(ValueError, match="kl_warmup_steps=-1"):
+        VAE(build_encoder(), build_decoder(), kl_warmup_steps=-1)
+    with pytest.raises(ValueError, match="free_bits=-0.5"):
+        VAE(build_encoder(), build_decoder(), free_bits=-0.5)
