@@ -51,7 +51,7 @@ def prior_log_density(z) -> np.ndarray:
 
 
 def kl_split(z_mean, z_log_var, seed: int = 0) -> dict[str, float]:
-    """Split the average KL term into I_q(x; z) + KL(q(z) ‖ p(z)) (Hoffman & Johnson 2016), nats per image.
+    """Split the average KL term into I_q(n; z) + KL(q(z) ‖ p(z)) (Hoffman & Johnson 2016), nats per image.
 
     q(z) is the aggregate posterior of the n encoded images. I_q is estimated as the mean of
     log q(z|x_n) − log q(z) over one code drawn from each q(z|x_n), with log q(z) summed exactly

@@ -93,9 +93,9 @@ def likelihood_table(rows: Sequence[Mapping], published: Mapping[str, float] | N
 
 
 def kl_split_table(rows: Mapping[str, Mapping[str, float]]) -> str:
-    """Markdown table of `latent.kl_split` results per model: average KL = I_q(x; z) + KL(q(z) ‖ p(z))."""
+    """Markdown table of `latent.kl_split` results per model: average KL = I_q(n; z) + KL(q(z) ‖ p(z))."""
     lines = [
-        "| model | average KL(q(z\\|x) ‖ p(z)) | = I_q(x; z) | + KL(q(z) ‖ p(z)) | I_q ceiling (log n) |",
+        "| model | average KL(q(z\\|x) ‖ p(z)) | = I_q(n; z) | + KL(q(z) ‖ p(z)) | I_q ceiling (log n) |",
         "| --- | ---: | ---: | ---: | ---: |",
     ]
     for name, split in rows.items():
