@@ -69,24 +69,15 @@ def kl_divergence(z_mean, z_log_var):
     return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
 
 
-def negative_elbo(
-    images,
-    reconstructions,
-    z_mean,
-    z_log_var,
-    beta=1.0,
-    likelihood: str = "bernoulli",
-    free_bits: float = 0.0,
-):
-    """Return (loss, reconstruction, kl), each averaged over the batch; loss = reconstruction + beta * kl.
+def kl_per_dimension(z_mean, z_log_var):
+    """KL(q(z_j|x) || N(0, 1)) of each latent dimension, averaged over the batch, shape (latent_dim,)."""
+    return ops.mean(-0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=0)
 
-    With `free_bits` λ > 0 the loss counts each latent dimension's batch-averaged KL as at least
-    λ nats (Kingma et al. 2016), so a dimension pays nothing for using its first λ nats; the
-    `kl` returned is the true KL either way.
-    """
+
+def negative_elbo(
+    images, reconstructions, z_mean, z_log_var, beta: float = 1.0, likelihood: str = "bernoulli"
+):
+    """Return (loss, reconstruction, kl), each averaged over the batch; loss = reconstruction + beta * kl."""
     reconstruction = ops.mean(reconstruction_loss(images, reconstructions, likelihood))
     kl = ops.mean(kl_divergence(z_mean, z_log_var))
-    if free_bits > 0:
-        per_dimension = ops.mean(-0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=0)
-        return reconstruction + beta * ops.sum(ops.maximum(per_dimension, free_bits)), reconstruction, kl
     return reconstruction + beta * kl, reconstruction, kl

@@ -9,7 +9,7 @@ import numpy as np
 from keras import layers, ops
 
 from lab_utils.data import IMAGE_SIZE, N_PIXELS
-from lab_utils.losses import check_likelihood, negative_elbo
+from lab_utils.losses import check_likelihood, kl_per_dimension, negative_elbo
 
 PACKAGE = "lab_utils"
 
@@ -98,9 +98,6 @@ class VAE(keras.Model):
 
     `likelihood` is how the decoder's pixel probabilities score an image: "bernoulli" (binary
     cross-entropy, the lab's) or "continuous_bernoulli" (a density on grey pixels).
-    Two remedies for unused latent dimensions change only the training loss: `kl_warmup_steps`
-    raises the KL weight linearly from 0 to β over the first steps (Bowman et al. 2016), and
-    `free_bits` counts each dimension's KL as at least that many nats (Kingma et al. 2016).
     """
 
     def __init__(
@@ -109,21 +106,11 @@ class VAE(keras.Model):
         decoder: keras.Model,
         beta: float = 1.0,
         likelihood: str = "bernoulli",
-        kl_warmup_steps: int = 0,
-        free_bits: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
         if beta < 0:
             raise ValueError(f"beta={beta!r} must be >= 0 (1.0 is the plain VAE).")
-        if not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
-            raise ValueError(
-                f"kl_warmup_steps={kl_warmup_steps!r} must be a whole number of steps >= 0 (0: none)."
-            )
-        if free_bits < 0:
-            raise ValueError(f"free_bits={free_bits!r} must be >= 0 nats per dimension (0: none).")
-        self.kl_warmup_steps = kl_warmup_steps
-        self.free_bits = float(free_bits)
         self.encoder = encoder
         self.decoder = decoder
         self.beta = float(beta)
@@ -192,21 +179,10 @@ class VAE(keras.Model):
         z_mean, _, _ = self.encode(images, labels, training=training)
         return self.decode(z_mean, labels, training=training)
 
-    def kl_weight(self):
-        """The KL term's weight in the training loss at this step: β, reached linearly over the warm-up."""
-        if not self.kl_warmup_steps:
-            return self.beta
-        done = ops.cast(self.optimizer.iterations + 1, "float32") / self.kl_warmup_steps
-        return self.beta * ops.minimum(done, 1.0)
-
     def _compute_losses(self, images, labels, training: bool):
         z_mean, z_log_var, z = self.encode(images, labels, training=training)
         reconstructions = self.decode(z, labels, training=training)
-        if not training:  # validation scores the model's own objective, without the remedies
-            return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta, self.likelihood)
-        return negative_elbo(
-            images, reconstructions, z_mean, z_log_var, self.kl_weight(), self.likelihood, self.free_bits
-        )
+        return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta, self.likelihood)
 
     def _record(self, images, loss, reconstruction, kl) -> dict:
         """Add a batch's averages to the epoch's, weighted by its size (the last batch may be smaller)."""
@@ -238,8 +214,6 @@ class VAE(keras.Model):
             "decoder": keras.saving.serialize_keras_object(self.decoder),
             "beta": self.beta,
             "likelihood": self.likelihood,
-            "kl_warmup_steps": self.kl_warmup_steps,
-            "free_bits": self.free_bits,
         }
 
     @classmethod
@@ -271,6 +245,49 @@ class ConditionalVAE(VAE):
 
     def decode(self, z, labels=None, training=False):
         return self.decoder([ops.convert_to_tensor(z), self._one_hot(labels)], training=training)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class RemediedVAE(VAE):
+    """A VAE whose training loss has a KL warm-up and/or free bits, two remedies for unused dimensions.
+
+    `kl_warmup_steps` raises the KL weight linearly from 0 to β over the first steps (Bowman et
+    al. 2016), driven by the optimizer's step counter; `free_bits` charges each dimension's
+    batch-averaged KL at least that many nats (Kingma et al. 2016). Validation and the logged
+    `kl_loss` are the plain ELBO's.
+    """
+
+    def __init__(self, encoder, decoder, kl_warmup_steps: int = 0, free_bits: float = 0.0, **kwargs):
+        super().__init__(encoder, decoder, **kwargs)
+        if not isinstance(kl_warmup_steps, int) or kl_warmup_steps < 0:
+            raise ValueError(
+                f"kl_warmup_steps={kl_warmup_steps!r} must be a whole number of steps >= 0 (0: none)."
+            )
+        if free_bits < 0:
+            raise ValueError(f"free_bits={free_bits!r} must be >= 0 nats per dimension (0: none).")
+        self.kl_warmup_steps = kl_warmup_steps
+        self.free_bits = float(free_bits)
+
+    def kl_weight(self):
+        """The KL term's weight in the training loss at this step: β, reached linearly over the warm-up."""
+        if not self.kl_warmup_steps:
+            return self.beta
+        done = ops.cast(self.optimizer.iterations + 1, "float32") / self.kl_warmup_steps
+        return self.beta * ops.minimum(done, 1.0)
+
+    def _compute_losses(self, images, labels, training: bool):
+        if not training:
+            return super()._compute_losses(images, labels, training)
+        z_mean, z_log_var, z = self.encode(images, labels, training=True)
+        reconstructions = self.decode(z, labels, training=True)
+        _, reconstruction, kl = negative_elbo(
+            images, reconstructions, z_mean, z_log_var, 1.0, self.likelihood
+        )
+        charged = ops.sum(ops.maximum(kl_per_dimension(z_mean, z_log_var), self.free_bits))
+        return reconstruction + self.kl_weight() * charged, reconstruction, kl
+
+    def get_config(self):
+        return {**super().get_config(), "kl_warmup_steps": self.kl_warmup_steps, "free_bits": self.free_bits}
 
 
 def build_conditional_encoder(
@@ -353,7 +370,8 @@ def build_vae(
     on CPU), and `steps_per_execution` steps per call into TensorFlow, which removes most of
     the per-batch Python overhead (logs and callbacks then see every 64th batch).
     `learning_rate` may be a number or a Keras learning-rate schedule; `likelihood` is
-    "bernoulli" (the lab's) or "continuous_bernoulli"; `kl_warmup_steps` and `free_bits` as in `VAE`.
+    "bernoulli" (the lab's) or "continuous_bernoulli"; `kl_warmup_steps` or `free_bits` make it a
+    `RemediedVAE`.
     """
     if architecture == "dense":
         model_class = VAE
@@ -368,15 +386,14 @@ def build_vae(
         decoder = build_conditional_decoder(latent_dim, hidden_units)
     else:
         raise ValueError(f"architecture={architecture!r} is not one of 'dense', 'conv', 'conditional'.")
-    vae = model_class(
-        encoder,
-        decoder,
-        beta=beta,
-        likelihood=likelihood,
-        kl_warmup_steps=kl_warmup_steps,
-        free_bits=free_bits,
-        name="vae",
-    )
+    remedies = {}
+    if kl_warmup_steps or free_bits:
+        if model_class is not VAE:
+            raise ValueError(
+                "kl_warmup_steps and free_bits are for the dense and conv VAEs, not the conditional one."
+            )
+        model_class, remedies = RemediedVAE, {"kl_warmup_steps": kl_warmup_steps, "free_bits": free_bits}
+    vae = model_class(encoder, decoder, beta=beta, likelihood=likelihood, name="vae", **remedies)
     vae.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         jit_compile=jit_compile,

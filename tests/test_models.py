@@ -12,10 +12,19 @@ from lab_utils.losses import (
     continuous_bernoulli_log_normaliser,
     continuous_bernoulli_mean,
     kl_divergence,
+    kl_per_dimension,
     negative_elbo,
     reconstruction_loss,
 )
-from lab_utils.models import VAE, ConditionalVAE, Sampling, build_decoder, build_encoder, build_vae
+from lab_utils.models import (
+    VAE,
+    ConditionalVAE,
+    RemediedVAE,
+    Sampling,
+    build_decoder,
+    build_encoder,
+    build_vae,
+)
 
 
 def test_lab_model_has_the_lab_parameter_counts():
@@ -293,17 +302,17 @@ def test_the_training_loss_takes_a_saturated_pixel_at_its_full_cost():
 
 
 def test_free_bits_charge_each_dimension_at_least_lambda_and_report_the_true_kl():
-    images = np.full((4, 784), 0.5, "float32")
-    reconstructions = np.full((4, 784), 0.5, "float32")
+    vae = build_vae(latent_dim=2, hidden_units=(8,), jit_compile=False, free_bits=0.5)
     z_mean = np.array([[0.1, 2.0]] * 4, "float32")  # KL of dimension 0: 0.005 nats, of dimension 1: 2 nats
     z_log_var = np.zeros((4, 2), "float32")
-    loss, reconstruction, kl = (float(v) for v in negative_elbo(images, reconstructions, z_mean, z_log_var))
-    freed, _, freed_kl = (
-        float(v) for v in negative_elbo(images, reconstructions, z_mean, z_log_var, free_bits=0.5)
-    )
-    assert kl == freed_kl == pytest.approx(2.005)
-    assert freed == pytest.approx(reconstruction + 0.5 + 2.0)  # dimension 0 is charged λ, not 0.005
-    assert loss == pytest.approx(reconstruction + 2.005)
+    np.testing.assert_allclose(kl_per_dimension(z_mean, z_log_var), [0.005, 2.0], rtol=1e-5)
+    images = np.full((4, 784), 0.5, "float32")
+    vae.encode = lambda images, labels=None, training=False: (z_mean, z_log_var, z_mean)
+    loss, reconstruction, kl = (float(v) for v in vae._compute_losses(images, None, training=True))
+    assert kl == pytest.approx(2.005)  # what is logged is the true KL
+    assert loss == pytest.approx(reconstruction + 0.5 + 2.0)  # dimension 0 is charged λ, not 0.005
+    validation, _, _ = vae._compute_losses(images, None, training=False)
+    assert float(validation) == pytest.approx(reconstruction + 2.005)  # validation scores the plain ELBO
 
 
 def test_kl_warm_up_weighs_the_training_kl_from_zero_to_beta_and_validation_stays_the_elbo(random_images):
@@ -327,7 +336,10 @@ def test_the_remedies_are_saved_with_the_model_and_bad_values_are_named(tmp_path
     vae.save(tmp_path / "remedies.keras")
     loaded = keras.saving.load_model(tmp_path / "remedies.keras")
     assert (loaded.kl_warmup_steps, loaded.free_bits) == (10, 0.25)
+    assert isinstance(loaded, RemediedVAE) and type(build_vae(hidden_units=(8,), jit_compile=False)) is VAE
     with pytest.raises(ValueError, match="kl_warmup_steps=-1"):
-        VAE(build_encoder(), build_decoder(), kl_warmup_steps=-1)
+        RemediedVAE(build_encoder(), build_decoder(), kl_warmup_steps=-1)
     with pytest.raises(ValueError, match="free_bits=-0.5"):
-        VAE(build_encoder(), build_decoder(), free_bits=-0.5)
+        RemediedVAE(build_encoder(), build_decoder(), free_bits=-0.5)
+    with pytest.raises(ValueError, match="not the conditional one"):
+        build_vae(architecture="conditional", hidden_units=(8,), jit_compile=False, free_bits=1.0)
