@@ -169,7 +169,7 @@ def test_iwae_with_the_encoders_q_as_proposal_is_the_default_and_a_refined_q_is_
         vae, images[:7], samples=30, images_per_batch=4, seed=2, proposal=encoder_q
     )
     np.testing.assert_allclose(given, default, rtol=1e-5)
-    moved = (encoder_q[0] + 3.0, encoder_q[1])  # a proposal far from the posterior scores worse
+    moved = (encoder_q[0] + 10.0, encoder_q[1])  # codes ten prior sds out: every image scores worse
     worse = importance_log_likelihood(vae, images[:7], samples=30, images_per_batch=4, seed=2, proposal=moved)
     assert np.all(worse < default)
     with pytest.raises(ValueError, match="proposal must be"):
