@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
 from lab_utils.data import check_images
@@ -98,6 +100,12 @@ def fit_code_mixture(z_mean, components: int = 10, seed: int = 0):
 
 
 def sample_mixture(mixture, count: int, seed: int = 0) -> np.ndarray:
-    """Draw `count` codes from a fitted mixture, shuffled (scikit-learn returns them grouped by component)."""
-    codes, _ = mixture.sample(count)
+    """Draw `count` codes from a fitted mixture, shuffled (scikit-learn returns them grouped by component).
+
+    scikit-learn draws with the estimator's `random_state`, so a copy carries `seed`: each seed is
+    its own draw, and the fitted mixture is left as it was.
+    """
+    seeded = copy.copy(mixture)
+    seeded.random_state = seed
+    codes, _ = seeded.sample(count)
     return np.random.default_rng(seed).permutation(codes).astype("float32")

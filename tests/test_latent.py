@@ -77,3 +77,13 @@ def test_the_mixture_samples_where_the_codes_are_in_their_proportions_and_shuffl
     assert np.all(np.abs(np.abs(samples[:, 0]) - 5) < 2)  # no sample in the empty middle
     assert 0.6 < left[:1000].mean() < 0.9  # not grouped by component
     np.testing.assert_array_equal(samples, sample_mixture(mixture, 2000, seed=0))
+
+
+def test_each_seed_draws_different_codes_from_the_mixture_and_the_fit_is_untouched():
+    codes = np.random.default_rng(3).normal(size=(200, 2))
+    mixture = fit_code_mixture(codes, components=2, seed=0)
+    first, second = sample_mixture(mixture, 500, seed=1), sample_mixture(mixture, 500, seed=2)
+    # Not the same codes in another order: a new seed is a new draw.
+    assert not np.allclose(np.sort(first[:, 0]), np.sort(second[:, 0]))
+    np.testing.assert_array_equal(first, sample_mixture(mixture, 500, seed=1))
+    assert mixture.random_state == 0  # the fitted mixture is not changed by sampling
