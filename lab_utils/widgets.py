@@ -1,4 +1,4 @@
-"""ipywidgets explorers of a trained VAE: latent sliders, interpolation between two digits, reconstructions.
+"""ipywidgets explorers of a trained VAE: latent sliders, interpolation, reconstructions, samplers compared.
 
 Each explorer decodes with `VAE.decode_images`, one compiled call per update (not
 `model.predict`, whose per-call set-up costs tens of milliseconds), and shows PNG images in
@@ -16,10 +16,11 @@ import keras
 import numpy as np
 from IPython.display import display
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from lab_utils.data import IMAGE_SIZE, check_images
-from lab_utils.latent import encode_means
+from lab_utils.latent import encode_means, sample_mixture
 from lab_utils.losses import kl_divergence, reconstruction_loss
 from lab_utils.plots import plot_latent_scatter
 
@@ -324,3 +325,130 @@ class ConditionalGenerator(_Explorer):
         self.current = self.vae.decode_images(self.z, np.full(self.count, digit))
         self.strip.value = to_png(np.concatenate(list(self.current), axis=1), scale=4)
         return self.current
+
+
+PRIOR, MIXTURE = "prior N(0, I)", "mixture on μ(x)"
+
+
+def _shares_png(shares: np.ndarray, data_shares: np.ndarray | None, title: str) -> bytes:
+    """A bar per digit (its share of the generated images), with the data's shares as black ticks."""
+    figure = Figure(figsize=(4.8, 2.8), dpi=80)
+    axis = figure.add_subplot()
+    digits = np.arange(10)
+    axis.bar(digits, 100 * shares, color="tab:blue", label="generated")
+    if data_shares is not None:
+        axis.scatter(digits, 100 * data_shares, marker="_", s=300, color="black", label="test images")
+        axis.legend(loc="upper right", ncol=2, fontsize=8, frameon=False)
+    axis.set_xticks(digits)
+    axis.set_xlabel("digit (the judge's reading)")
+    axis.set_ylabel("share (%)")
+    axis.set_ylim(0, max(30.0, 125 * float(shares.max())))  # head-room for the legend
+    axis.set_title(title, fontsize=9)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    FigureCanvasAgg(figure).print_png(buffer)
+    return buffer.getvalue()
+
+
+class SamplerExplorer(_Explorer):
+    """Pick a model and a sampler (the prior, or a mixture fitted to the codes); the digit shares redraw.
+
+    Each choice decodes `count` codes and reads them with the classifier. "new draw" draws new
+    codes (seed + 1); the same model, sampler and draw always give the same codes, so switching
+    back and forth compares like with like. `mixtures[name]` is `latent.fit_code_mixture`'s
+    fit to that model's codes; `data_labels` (e.g. the test labels) adds the data's shares.
+    """
+
+    def __init__(
+        self,
+        classifier,
+        models: dict,
+        mixtures: dict,
+        count: int = 1000,
+        seed: int = 0,
+        data_labels=None,
+        shown: int = 12,
+    ):
+        if not models or set(models) != set(mixtures):
+            raise ValueError(
+                f"models {sorted(models)} and mixtures {sorted(mixtures)} must name the same models, "
+                "one fitted mixture per model."
+            )
+        if count < 1 or not 1 <= shown <= count:
+            raise ValueError(f"count={count} and shown={shown}: need 1 <= shown <= count.")
+        self.classifier, self.models, self.mixtures = classifier, dict(models), dict(mixtures)
+        self.count, self.seed, self.shown, self.draw = count, seed, shown, 0
+        self.data_shares = None
+        if data_labels is not None:
+            self.data_shares = np.bincount(np.asarray(data_labels), minlength=10) / len(data_labels)
+        self._results: dict[tuple, dict] = {}
+        self.model = widgets.Dropdown(options=list(self.models), description="model")
+        self.sampler = widgets.ToggleButtons(options=[PRIOR, MIXTURE], description="sampler")
+        self.redraw = widgets.Button(description="new draw", icon="refresh")
+        self.chart = widgets.Image(format="png")
+        self.strip = widgets.Image(format="png")
+        self.facts = widgets.HTML()
+        self.model.observe(lambda change: self.update(), names="value")
+        self.sampler.observe(lambda change: self.update(), names="value")
+        self.redraw.on_click(lambda button: self.new_draw())
+        caption = widgets.HTML(
+            f"<b>Sampler explorer</b>: {count:,} codes from the sampler, decoded and read by the judge"
+        )
+        self.widget = widgets.VBox(
+            [
+                caption,
+                widgets.HBox([self.model, self.redraw]),
+                self.sampler,
+                widgets.HBox([self.chart, self.facts]),
+                self.strip,
+            ]
+        )
+        self.update()
+
+    def codes(self, model: str, sampler: str) -> np.ndarray:
+        """The codes the current draw decodes for `model` and `sampler`."""
+        seed = self.seed + self.draw
+        if sampler == PRIOR:
+            latent_dim = self.models[model].latent_dim
+            return np.random.default_rng(seed).standard_normal((self.count, latent_dim)).astype("float32")
+        return sample_mixture(self.mixtures[model], self.count, seed=seed)
+
+    def new_draw(self) -> dict:
+        """Draw new codes for every model and sampler, and redraw."""
+        self.draw += 1
+        return self.update()
+
+    def update(self, model: str | None = None, sampler: str | None = None) -> dict:
+        """Show `model` with `sampler` (default: the selected ones); return shares, confidence and images."""
+        model = self.model.value if model is None else model
+        sampler = self.sampler.value if sampler is None else sampler
+        if model not in self.models:
+            raise ValueError(f"model={model!r} is not one of {list(self.models)}.")
+        if sampler not in (PRIOR, MIXTURE):
+            raise ValueError(f"sampler={sampler!r} must be {PRIOR!r} or {MIXTURE!r}.")
+        key = (model, sampler, self.draw)
+        if key not in self._results:
+            images = self.models[model].decode_images(self.codes(model, sampler))
+            pixels = images.reshape(len(images), -1)
+            probabilities = self.classifier.predict(pixels, batch_size=1000, verbose=0)
+            self._results[key] = {
+                "model": model,
+                "sampler": sampler,
+                "draw": self.draw,
+                "shares": np.bincount(probabilities.argmax(axis=1), minlength=10) / len(images),
+                "mean_confidence": float(probabilities.max(axis=1).mean()),
+                "images": images[: self.shown],
+            }
+        result = self._results[key]
+        shares = result["shares"]
+        self.chart.value = _shares_png(shares, self.data_shares, f"{model}, {sampler}, draw {self.draw}")
+        self.strip.value = to_png(np.concatenate(list(result["images"]), axis=1), scale=3)
+        commonest = np.argsort(shares)[::-1][:3]
+        rarest = np.argsort(shares)[:3]
+        self.facts.value = (
+            "<div style='padding-left:1em'>"
+            f"commonest: {', '.join(f'{d}s {shares[d]:.1%}' for d in commonest)}<br>"
+            f"rarest: {', '.join(f'{d}s {shares[d]:.1%}' for d in rarest)}<br>"
+            f"judge's mean confidence: {result['mean_confidence']:.2f}</div>"
+        )
+        return result

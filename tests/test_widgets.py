@@ -8,12 +8,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from lab_utils.latent import encode_means, fit_code_mixture, sample_mixture
 from lab_utils.models import build_vae
 from lab_utils.widgets import (
+    MIXTURE,
+    PRIOR,
     ConditionalGenerator,
     InterpolationExplorer,
     LatentExplorer,
     ReconstructionBrowser,
+    SamplerExplorer,
     to_png,
 )
 
@@ -141,6 +145,86 @@ def test_conditional_generator_draws_the_picked_digit():
         ConditionalGenerator(build_vae(hidden_units=(8,), jit_compile=False))
 
 
+def _reader(seed: int = 0):
+    """A stand-in judge: a softmax over 10 digits of random weights (no training, no XLA)."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.Input((784,)),
+            keras.layers.Dense(
+                10,
+                activation="softmax",
+                kernel_initializer=keras.initializers.RandomNormal(stddev=0.3, seed=seed),
+            ),
+        ]
+    )
+
+
+def _sampler_explorer(trained, count=60):
+    vae, images, labels = trained
+    wide = build_vae(latent_dim=3, hidden_units=(8,), seed=1, jit_compile=False)
+    models = {"lab": vae, "latent 3": wide}
+    mixtures = {
+        name: fit_code_mixture(encode_means(model, images)[0], components=2, seed=0)
+        for name, model in models.items()
+    }
+    return SamplerExplorer(_reader(), models, mixtures, count=count, seed=4, data_labels=labels, shown=5)
+
+
+def _shares(reader, vae, z) -> np.ndarray:
+    predicted = reader.predict(vae.decode_images(z).reshape(len(z), -1), verbose=0).argmax(axis=1)
+    return np.bincount(predicted, minlength=10) / len(z)
+
+
+def test_sampler_explorer_reads_the_digits_of_the_picked_model_and_sampler(trained):
+    explorer = _sampler_explorer(trained)
+    vae = explorer.models["lab"]
+    prior_codes = np.random.default_rng(4).standard_normal((60, 2)).astype("float32")
+    first = explorer.update()
+    assert (first["model"], first["sampler"], first["draw"]) == ("lab", PRIOR, 0)
+    np.testing.assert_allclose(first["shares"], _shares(explorer.classifier, vae, prior_codes))
+    assert first["images"].shape == (5, 28, 28)
+    chart, strip = explorer.chart.value, explorer.strip.value
+
+    explorer.sampler.value = MIXTURE  # as a click on the toggle does
+    mixture_codes = sample_mixture(explorer.mixtures["lab"], 60, seed=4)
+    shown = explorer.update()
+    np.testing.assert_allclose(shown["shares"], _shares(explorer.classifier, vae, mixture_codes))
+    np.testing.assert_allclose(shown["images"], vae.decode_images(mixture_codes[:5]), atol=1e-6)
+    assert explorer.chart.value != chart and explorer.strip.value != strip
+
+    explorer.model.value = "latent 3"
+    assert explorer.update()["images"].shape == (5, 28, 28)
+    assert explorer.codes("latent 3", PRIOR).shape == (60, 3)
+
+    explorer.model.value, explorer.sampler.value = "lab", PRIOR
+    assert explorer.update() is first  # the same draw again: the same codes, not a new sample
+    explorer.redraw.click()
+    assert explorer.draw == 1
+    again = explorer.update()
+    assert again["draw"] == 1 and not np.allclose(again["images"], first["images"])
+    np.testing.assert_allclose(
+        again["shares"],
+        _shares(
+            explorer.classifier, vae, np.random.default_rng(5).standard_normal((60, 2)).astype("float32")
+        ),
+    )
+
+
+def test_sampler_explorer_names_a_bad_choice(trained):
+    explorer = _sampler_explorer(trained, count=10)
+    with pytest.raises(ValueError, match="model='latent 9'"):
+        explorer.update(model="latent 9")
+    with pytest.raises(ValueError, match="sampler='uniform'"):
+        explorer.update(sampler="uniform")
+    vae = trained[0]
+    with pytest.raises(ValueError, match="one fitted mixture per model"):
+        SamplerExplorer(_reader(), {"lab": vae}, {}, count=10)
+    with pytest.raises(ValueError, match="shown=20"):
+        SamplerExplorer(_reader(), {"lab": vae}, {"lab": explorer.mixtures["lab"]}, count=10, shown=20)
+
+
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -152,6 +236,7 @@ def _explorers(trained) -> dict:
         "interpolation": InterpolationExplorer(vae, images, labels),
         "reconstruction": ReconstructionBrowser(vae, images, labels),
         "conditional": ConditionalGenerator(cvae, count=2),
+        "sampler": _sampler_explorer(trained, count=10),
     }
 
 
