@@ -386,6 +386,22 @@ def plot_bound_against_samples(
     return figure
 
 
+def plot_dimension_kl(kl_by_model: Mapping[str, Sequence[float]]) -> Figure:
+    """Each model's average KL per latent dimension, sorted from the most used down, on a log scale."""
+    figure = Figure(figsize=(7, 4), layout="constrained")
+    axis = figure.subplots()
+    for name, kl in kl_by_model.items():
+        values = np.sort(np.asarray(kl, dtype=float))[::-1]
+        axis.plot(np.arange(1, len(values) + 1), values, marker="o", markersize=3, label=name)
+    axis.set_yscale("log")
+    axis.set_xlabel("latent dimension, sorted from the most used")
+    axis.set_ylabel("average KL of the dimension (nats, log scale)")
+    axis.set_title("How much each dimension is used")
+    axis.grid(alpha=0.3, which="both")
+    axis.legend(fontsize=8)
+    return figure
+
+
 def plot_traversals(
     vae, anchor, dimensions: Sequence[int], values: Sequence[float] = TRAVERSAL_VALUES
 ) -> Figure:

@@ -15,6 +15,7 @@ from lab_utils.plots import (
     plot_bound_against_samples,
     plot_class_balance,
     plot_digit_bars,
+    plot_dimension_kl,
     plot_experiment_rows,
     plot_interpolation,
     plot_latent_manifold,
@@ -247,6 +248,15 @@ def test_bound_plot_draws_the_bound_against_k_beside_the_elbo():
     bound, elbo = figure.axes[0].get_lines()
     assert list(bound.get_xdata()) == [1, 10, 100] and list(elbo.get_ydata()) == [161.0, 161.0]
     assert figure.axes[0].get_xscale() == "log"
+
+
+def test_dimension_kl_is_sorted_from_the_most_used_dimension_per_model():
+    figure = plot_dimension_kl({"a": [0.01, 2.0, 0.5], "b": np.array([1.0, 3.0])})
+    first, second = figure.axes[0].get_lines()
+    assert list(first.get_xdata()) == [1, 2, 3] and list(first.get_ydata()) == [2.0, 0.5, 0.01]
+    assert list(second.get_ydata()) == [3.0, 1.0]
+    assert [text.get_text() for text in figure.axes[0].get_legend().get_texts()] == ["a", "b"]
+    assert figure.axes[0].get_yscale() == "log"
 
 
 def test_traversal_moves_one_dimension_and_keeps_the_others_at_the_anchor(vae):
