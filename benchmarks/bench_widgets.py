@@ -2,10 +2,12 @@
 
 Usage: MNIST_DIR=../shared/data/mnist python benchmarks/bench_widgets.py [--updates 300]
 
-Uses the lab model saved by notebook 02 (trained here in fast mode if there is none). Each
-update sets a control's value, which runs the explorer's observer: decode (one compiled
-call), PNG encoding and, for the 2-D latent explorer, the marker on the scatter. Outside
-a kernel no message reaches a browser, so this is the kernel's share of the latency.
+Uses the lab model saved by notebook 02 and the judge saved by notebook 04 (each trained here
+if there is none). Each update sets a control's value, which runs the explorer's observer:
+decode (one compiled call), PNG encoding and, for the 2-D latent explorer, the marker on the
+scatter. The sampler explorer's "new draw" decodes 1,000 codes, has the judge read them and
+draws the bar chart (updates / 10 of them). Outside a kernel no message reaches a browser, so
+this is the kernel's share of the latency.
 """
 
 import lab_utils  # noqa: F401, I001  (first: it imports TensorFlow without its start-up log lines)
@@ -16,8 +18,10 @@ import numpy as np
 
 from lab_utils.config import get_run_config
 from lab_utils.data import load_mnist
+from lab_utils.judge import train_or_load_judge
+from lab_utils.latent import encode_means, fit_code_mixture
 from lab_utils.training import train_lab_model
-from lab_utils.widgets import InterpolationExplorer, LatentExplorer, ReconstructionBrowser
+from lab_utils.widgets import InterpolationExplorer, LatentExplorer, ReconstructionBrowser, SamplerExplorer
 
 
 def latencies(set_value, values) -> np.ndarray:
@@ -39,15 +43,18 @@ def main() -> None:
     if args.updates < 200:
         parser.error(f"--updates {args.updates}: the figures need at least 200 updates")
 
-    (x_train, _), (x_test, y_test) = load_mnist()
+    (x_train, y_train), (x_test, y_test) = load_mnist()
     config = get_run_config()
     vae = train_lab_model(config, x_train, verbose=0).model
+    classifier, _ = train_or_load_judge(config, ((x_train, y_train), (x_test, y_test)), verbose=0)
+    mixture = fit_code_mixture(encode_means(vae, x_train[: config.train_size])[0], seed=config.seed)
     rng = np.random.default_rng(0)
     n = args.updates
 
     latent = LatentExplorer(vae, x_test, y_test)
     interpolation = InterpolationExplorer(vae, x_test, y_test, start=0, end=1)
     browser = ReconstructionBrowser(vae, x_test, y_test)
+    sampler = SamplerExplorer(classifier, {"lab model": vae}, {"lab model": mixture}, data_labels=y_test)
 
     def move_latent(value):
         latent.sliders[0].value = value
@@ -66,8 +73,11 @@ def main() -> None:
         "reconstruction browser (index slider)": latencies(
             move_index, rng.integers(0, len(x_test), n).tolist()
         ),
+        "sampler explorer (new draw of 1,000 codes)": latencies(
+            lambda _: sampler.redraw.click(), list(range(n // 10))
+        ),
     }
-    print(f"lab model from {config.mode} mode; {n} updates per explorer")
+    print(f"lab model from {config.mode} mode; {n} updates per explorer ({n // 10} new draws)")
     for name, times in runs.items():
         print(
             f"{name:48} median {np.median(times):6.2f} ms   "
