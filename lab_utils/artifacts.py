@@ -131,13 +131,18 @@ def _load_if_current(path: Path, settings: dict) -> tuple[keras.Model, dict] | N
     return model, saved
 
 
-def move_aside(path: Path, error: Exception) -> Path:
-    """Rename an unreadable file to `<name>.damaged` (`.damaged.2`, ...), say so, and return the new path."""
-    target, number = path.with_name(path.name + ".damaged"), 1
+def move_aside(path: Path, error: Exception, then: str = "training anew", into: Path | None = None) -> Path:
+    """Rename an unreadable file to `<name>.damaged` (`.damaged.2`, ...), say so, and return the new path.
+
+    The new name is in the same folder, or in `into` (for a folder that is deleted later).
+    """
+    folder = path.parent if into is None else into
+    target, number = folder / (path.name + ".damaged"), 1
     while target.exists():
         number += 1
-        target = path.with_name(f"{path.name}.damaged.{number}")
+        target = folder / f"{path.name}.damaged.{number}"
     os.replace(path, target)
     reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-    print(f"{path} could not be read ({reason}); moved it to {target.name} and training anew.")
+    shown = target.name if into is None else target
+    print(f"{path} could not be read ({reason}); moved it to {shown} and {then}.")
     return target

@@ -3,21 +3,65 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
+import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+import h5py
 import keras
 
-from lab_utils.artifacts import artifacts_dir, load_or_make
+from lab_utils.artifacts import artifacts_dir, load_or_make, move_aside
 from lab_utils.config import RunConfig
 from lab_utils.data import check_images, make_dataset
 from lab_utils.models import build_vae
 
 BACKUP_FOLDER = "backup"
 HISTORY_FILE = "history.csv"
+BACKUP_FILES = ("latest.weights.h5", "training_metadata.json")  # what BackupAndRestore writes, in order
+
+
+def _backup_error(path: Path) -> Exception | None:
+    """Why BackupAndRestore could not use the weights or epoch-count file at `path`; None if it can."""
+    try:
+        if path.name.startswith("training_metadata.json"):
+            if not isinstance(json.loads(path.read_text()).get("epoch"), int):
+                raise ValueError("no epoch number in it")
+        else:
+            with h5py.File(path, "r") as weights:  # read every array: a cut-off file fails here
+                weights.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+    except (OSError, ValueError, AttributeError) as error:
+        return error
+    return None
+
+
+def _repair_backup(backup: Path) -> None:
+    """Leave `backup` as BackupAndRestore can read it, or out of its way.
+
+    A kill in the middle of writing the backup leaves a cut-off file, which Keras cannot
+    load, and only for the weights does it fall back to the previous copy. So: a damaged pair
+    with a readable previous copy (`*.bkp`, from `double_checkpoint`) resumes from that; a
+    damaged first backup is moved aside whole (`backup.damaged`) and training starts over.
+    """
+    present = [backup / name for name in BACKUP_FILES if (backup / name).exists()]
+    if not present:
+        return
+    errors = {path: _backup_error(path) for path in (backup / name for name in BACKUP_FILES)}
+    damaged = {path: error for path, error in errors.items() if error is not None}
+    if not damaged:
+        return
+    previous = [backup / f"{name}.bkp" for name in BACKUP_FILES]
+    if all(_backup_error(path) is None for path in previous):
+        for path, error in damaged.items():
+            if path.exists():  # out of the backup folder, which Keras deletes when training ends
+                move_aside(path, error, then="resuming from the backup before it", into=backup.parent)
+        for path, earlier in zip((backup / name for name in BACKUP_FILES), previous):
+            shutil.copyfile(earlier, path)
+        return
+    move_aside(backup, next(iter(damaged.values())), then="training anew from the first epoch")
 
 
 def set_seed(seed: int) -> None:
@@ -91,6 +135,7 @@ def train_vae(
         folder.mkdir(parents=True, exist_ok=True)
         backup = folder / BACKUP_FOLDER
         history_path = folder / HISTORY_FILE
+        _repair_backup(backup)
         resuming = (backup / "training_metadata.json").is_file()
         if not resuming and history_path.exists():
             history_path.unlink()  # a fresh run starts a fresh log

@@ -127,6 +127,73 @@ def test_interrupted_training_resumes_without_losing_finished_epochs(random_imag
     assert not all(np.array_equal(a, b) for a, b in zip(weights_after_three, resumed.get_weights()))
 
 
+def _interrupted_after(epochs_done: int, images, checkpoints) -> None:
+    """A run of 3 epochs stopped after `epochs_done` of them, each one backed up."""
+    with pytest.raises(KeyboardInterrupt):
+        train_vae(
+            build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False),
+            images,
+            epochs=3,
+            batch_size=64,
+            checkpoint_dir=checkpoints,
+            callbacks=[Interrupt(at=epochs_done)],
+            verbose=0,
+        )
+
+
+def _half(path) -> None:
+    """What a kill -9 in the middle of writing a file leaves: its first half."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _run_again(images, checkpoints) -> tuple[dict, list[int]]:
+    counter = CountEpochs()
+    history = train_vae(
+        build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False),
+        images,
+        epochs=3,
+        batch_size=64,
+        checkpoint_dir=checkpoints,
+        callbacks=[counter],
+        verbose=0,
+    )
+    return history, counter.ran
+
+
+@pytest.mark.parametrize("damaged", ["latest.weights.h5", "training_metadata.json"])
+def test_a_kill_during_the_first_backup_is_moved_aside_and_training_starts_over(
+    random_images, tmp_path, capsys, damaged
+):
+    checkpoints = tmp_path / "checkpoints"
+    _interrupted_after(1, random_images, checkpoints)
+    backup = checkpoints / "backup"
+    assert not (backup / f"{damaged}.bkp").exists()  # the first backup: no earlier copy to fall back on
+    _half(backup / damaged)
+    capsys.readouterr()
+    history, ran = _run_again(random_images, checkpoints)
+    assert ran == [0, 1, 2] and len(history["loss"]) == 3  # from the first epoch, with a whole history
+    kept = checkpoints / "backup.damaged" / damaged
+    assert kept.is_file() and kept.stat().st_size > 0  # moved aside, never deleted
+    said = capsys.readouterr().out
+    assert f"{backup} could not be read" in said and "backup.damaged" in said and "first epoch" in said
+
+
+def test_a_kill_while_the_epoch_count_is_written_resumes_from_the_backup_before(
+    random_images, tmp_path, capsys
+):
+    checkpoints = tmp_path / "checkpoints"
+    _interrupted_after(2, random_images, checkpoints)
+    backup = checkpoints / "backup"
+    assert (backup / "training_metadata.json.bkp").is_file()  # epoch 1's backup, kept by double_checkpoint
+    _half(backup / "training_metadata.json")
+    capsys.readouterr()
+    history, ran = _run_again(random_images, checkpoints)
+    assert ran == [1, 2] and len(history["loss"]) == 3  # epoch 1 again, from its own backup
+    assert (checkpoints / "training_metadata.json.damaged").is_file()
+    assert "resuming from the backup before it" in capsys.readouterr().out
+
+
 def test_a_finished_run_leaves_its_log_and_a_new_run_starts_fresh(random_images, tmp_path):
     vae = build_vae(hidden_units=(16,), seed=0, jit_compile=False)
     train_vae(vae, random_images, epochs=2, batch_size=128, checkpoint_dir=tmp_path, verbose=0)
