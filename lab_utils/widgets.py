@@ -354,9 +354,10 @@ class SamplerExplorer(_Explorer):
     """Pick a model and a sampler (the prior, or a mixture fitted to the codes); the digit shares redraw.
 
     Each choice decodes `count` codes and reads them with the classifier. "new draw" draws new
-    codes (seed + 1); the same model, sampler and draw always give the same codes, so switching
-    back and forth compares like with like. `mixtures[name]` is `latent.fit_code_mixture`'s
-    fit to that model's codes; `data_labels` (e.g. the test labels) adds the data's shares.
+    codes (seed + the number of presses); the same model, sampler and draw always give the same
+    codes, so switching back and forth compares like with like. `mixtures[name]` is
+    `latent.fit_code_mixture`'s fit to that model's codes; `data_labels` (e.g. the test labels)
+    adds the data's label shares.
     """
 
     def __init__(
