@@ -82,18 +82,23 @@ def classifier_features(classifier, images) -> np.ndarray:
     return extractor.predict(check_images(images), batch_size=1000, verbose=0)
 
 
+def read_digits(classifier, images) -> tuple[np.ndarray, np.ndarray]:
+    """The classifier's digit for each image, and its confidence (the largest softmax probability)."""
+    probabilities = classifier.predict(check_images(images), batch_size=1000, verbose=0)
+    return probabilities.argmax(axis=1), probabilities.max(axis=1)
+
+
 def judge_images(classifier, images, reference_features, labels=None) -> dict:
     """How the classifier reads a set of images, beside real images' `reference_features`.
 
     Accuracy against `labels` (None without them), mean confidence, the digit counts, digits
     covered (classes with >= 5 % of the images) and the Fréchet distance in feature space.
     """
-    probabilities = classifier.predict(check_images(images), batch_size=1000, verbose=0)
-    predicted = probabilities.argmax(axis=1)
+    predicted, confidence = read_digits(classifier, images)
     counts = np.bincount(predicted, minlength=10)
     return {
         "accuracy": None if labels is None else float(np.mean(predicted == np.asarray(labels))),
-        "mean_confidence": float(probabilities.max(axis=1).mean()),
+        "mean_confidence": float(confidence.mean()),
         "digit_counts": counts,
         "digits_covered": int(np.sum(counts >= 0.05 * counts.sum())),
         "frechet_distance": frechet_distance(classifier_features(classifier, images), reference_features),

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from PIL import Image, ImageDraw
 
 from lab_utils.data import IMAGE_SIZE, check_images
+from lab_utils.judge import read_digits
 from lab_utils.latent import encode_means, sample_mixture
 from lab_utils.losses import kl_divergence, reconstruction_loss
 from lab_utils.plots import plot_latent_scatter
@@ -430,14 +431,13 @@ class SamplerExplorer(_Explorer):
         key = (model, sampler, self.draw)
         if key not in self._results:
             images = self.models[model].decode_images(self.codes(model, sampler))
-            pixels = images.reshape(len(images), -1)
-            probabilities = self.classifier.predict(pixels, batch_size=1000, verbose=0)
+            digits, confidence = read_digits(self.classifier, images.reshape(len(images), -1))
             self._results[key] = {
                 "model": model,
                 "sampler": sampler,
                 "draw": self.draw,
-                "shares": np.bincount(probabilities.argmax(axis=1), minlength=10) / len(images),
-                "mean_confidence": float(probabilities.max(axis=1).mean()),
+                "shares": np.bincount(digits, minlength=10) / len(images),
+                "mean_confidence": float(confidence.mean()),
                 "images": images[: self.shown],
             }
         result = self._results[key]
