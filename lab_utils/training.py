@@ -21,13 +21,13 @@ from lab_utils.models import build_vae
 
 BACKUP_FOLDER = "backup"
 HISTORY_FILE = "history.csv"
-BACKUP_FILES = ("latest.weights.h5", "training_metadata.json")  # what BackupAndRestore writes, in order
+BACKUP_WEIGHTS, BACKUP_EPOCH = "latest.weights.h5", "training_metadata.json"  # what BackupAndRestore writes
 
 
 def _backup_error(path: Path) -> Exception | None:
     """Why BackupAndRestore could not use the weights or epoch-count file at `path`; None if it can."""
     try:
-        if path.name.startswith("training_metadata.json"):
+        if path.name.startswith(BACKUP_EPOCH):
             if not isinstance(json.loads(path.read_text()).get("epoch"), int):
                 raise ValueError("no epoch number in it")
         else:
@@ -46,19 +46,19 @@ def _repair_backup(backup: Path) -> None:
     with a readable previous copy (`*.bkp`, from `double_checkpoint`) resumes from that; a
     damaged first backup is moved aside whole (`backup.damaged`) and training starts over.
     """
-    present = [backup / name for name in BACKUP_FILES if (backup / name).exists()]
-    if not present:
+    current = [backup / BACKUP_WEIGHTS, backup / BACKUP_EPOCH]
+    if not any(path.exists() for path in current):
         return
-    errors = {path: _backup_error(path) for path in (backup / name for name in BACKUP_FILES)}
+    errors = {path: _backup_error(path) for path in current}
     damaged = {path: error for path, error in errors.items() if error is not None}
     if not damaged:
         return
-    previous = [backup / f"{name}.bkp" for name in BACKUP_FILES]
+    previous = [path.with_name(path.name + ".bkp") for path in current]
     if all(_backup_error(path) is None for path in previous):
         for path, error in damaged.items():
             if path.exists():  # out of the backup folder, which Keras deletes when training ends
                 move_aside(path, error, then="resuming from the backup before it", into=backup.parent)
-        for path, earlier in zip((backup / name for name in BACKUP_FILES), previous):
+        for path, earlier in zip(current, previous):
             shutil.copyfile(earlier, path)
         return
     move_aside(backup, next(iter(damaged.values())), then="training anew from the first epoch")
@@ -136,7 +136,7 @@ def train_vae(
         backup = folder / BACKUP_FOLDER
         history_path = folder / HISTORY_FILE
         _repair_backup(backup)
-        resuming = (backup / "training_metadata.json").is_file()
+        resuming = (backup / BACKUP_EPOCH).is_file()
         if not resuming and history_path.exists():
             history_path.unlink()  # a fresh run starts a fresh log
         callbacks += [
