@@ -21,6 +21,7 @@ from lab_utils.reports import comparison_table
 
 def test_judge_reads_a_set_of_images_and_exposes_features(random_images):
     classifier = build_classifier(seed=0)
+    assert classifier.jit_compile is False  # Keras' "auto" on a CPU: XLA's convolutions are the slower
     labels = np.arange(30) % 10
     verdict = judge_images(
         classifier, random_images[:30], classifier_features(classifier, random_images), labels
