@@ -16,8 +16,12 @@ from lab_utils.metrics import frechet_distance, nearest_training_images
 JUDGE_FILE = "digit_classifier.keras"
 
 
-def build_classifier(seed: int | None = None) -> keras.Model:
-    """Return a small compiled CNN that classifies 784-pixel MNIST images (softmax over 10 digits)."""
+def build_classifier(seed: int | None = None, jit_compile: bool | str = "auto") -> keras.Model:
+    """Return a small compiled CNN that classifies 784-pixel MNIST images (softmax over 10 digits).
+
+    Keras' "auto" leaves XLA off on a CPU, where it trained this network 4.9× slower
+    (`benchmarks/bench_xla.py`), and on with a GPU.
+    """
     inputs = keras.Input(shape=(N_PIXELS,), name="image")
     x = layers.Reshape((IMAGE_SIZE, IMAGE_SIZE, 1))(inputs)
     x = layers.Conv2D(32, 3, padding="same", activation="relu")(x)
@@ -34,7 +38,8 @@ def build_classifier(seed: int | None = None) -> keras.Model:
         optimizer=keras.optimizers.Adam(1e-3),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-    )  # Keras' default jit_compile="auto": off on a CPU, where XLA's convolutions are the slower
+        jit_compile=jit_compile,
+    )
     return model
 
 

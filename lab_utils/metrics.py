@@ -92,7 +92,7 @@ def importance_log_likelihood(
     per_batch = images_per_batch or max(1, 20_000 // samples)
     log_2pi = float(np.log(2 * np.pi))
 
-    @tf.function(jit_compile=vae.jit_compile)  # as the model trains: XLA for dense layers, not convolutions
+    @tf.function(jit_compile=vae.jit_compile)  # as the model was compiled (build_vae: XLA unless conv)
     def log_weights(x, y, epsilon, given_mean, given_log_var):
         if proposal is None:
             z_mean, z_log_var, _ = vae.encode(x, y if conditional else None)
