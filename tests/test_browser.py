@@ -1,7 +1,9 @@
 """Notebooks 03 and 07 in a real browser: JupyterLab runs them, their explorers answer clicks and keys.
 
-The test starts its own JupyterLab on a free localhost port (settings, workspaces,
-checkpoints and trained models all in a temporary folder), opens copies of the notebooks
+The test starts its own JupyterLab on a free localhost port (settings, workspaces and
+checkpoints in a temporary folder; trained models where the rest of the test run keeps its
+fast-mode models, so the models nbval trains for 03 and 07 are loaded here, or trained here and
+loaded there: the kit's per-model locks make that safe), opens copies of the notebooks
 in headless Debian Chromium (/usr/bin/chromium) driven by Playwright and runs every cell
 with JupyterLab's own `notebook:run-all-cells` command. In 03 it presses ArrowRight on the
 latent explorer's first slider; in 07 it switches the sampler explorer's sampler, model and
@@ -48,7 +50,8 @@ SCREENSHOT_03 = "notebook03_explorer.png"
 SCREENSHOT_07 = "notebook07_sampler.png"
 
 # Each test's budget, server start to screenshot. Notebook 03 takes about 20 s on a quick day;
-# 07 trains four fast-mode models and the judge in the test's own folder, about 4 minutes here.
+# 07 about 40 s with its fast-mode models loaded, about 3 minutes when it trains them (or waits
+# for nbval's run of 07, on the other worker, to train them).
 BUDGET_03_S = 150
 BUDGET_07_S = 600
 SERVER_START_S = 60
@@ -143,8 +146,7 @@ def lab_server(playwright_api, tmp_path_factory):
     port = _free_port()
     env = dict(os.environ)
     env.update(
-        VAE_LAB_MODE="fast",
-        VAE_LAB_ARTIFACTS=str(tmp / "artifacts"),
+        VAE_LAB_MODE="fast",  # VAE_LAB_ARTIFACTS, if set, is passed on: the run's models are shared
         JUPYTER_CONFIG_DIR=str(tmp / "jupyter-config"),  # no personal ~/.jupyter settings
         JUPYTER_DATA_DIR=str(tmp / "jupyter-data"),  # no personal kernels: the kernel is this Python
         JUPYTER_RUNTIME_DIR=str(tmp / "jupyter-runtime"),
