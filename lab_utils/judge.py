@@ -110,22 +110,35 @@ def judge_images(classifier, images, reference_features, labels=None) -> dict:
 
 
 def compare_sets(
-    classifier, originals, labels, reconstructions, generated, train_images, progress: bool = False
+    classifier,
+    originals,
+    labels,
+    reconstructions,
+    generated,
+    train_images,
+    copy_check: int | None = None,
+    progress: bool = False,
 ) -> dict[str, dict]:
     """Judge originals, reconstructions and generated images alike, each against the originals.
 
     Each set gets `judge_images`' figures (accuracy against the originals' labels, none for
     generated images) and the distance from each image to its nearest training image, its
     mean and its 1st percentile (copying check: near-copies show in the lower tail, to be read
-    against the originals, which are held out). `progress` shows a bar that advances as each set is done.
+    against the originals, which are held out). The copying check searches the first
+    `copy_check` images of each set (None: all of them). `progress` shows a bar that advances
+    as each set is done.
     """
+    if copy_check is not None and (
+        isinstance(copy_check, bool) or not isinstance(copy_check, int) or copy_check < 1
+    ):
+        raise ValueError(f"copy_check={copy_check!r} must be a positive number of images, or None for all.")
     reference = classifier_features(classifier, originals)
     sets = {"originals": originals, "reconstructions": reconstructions, "generated": generated}
     bar = keras.utils.Progbar(len(sets), unit_name="set") if progress else None
     results = {}
     for done, (name, images) in enumerate(sets.items(), start=1):
         images = check_images(images, name)
-        _, distances = nearest_training_images(images, train_images)
+        _, distances = nearest_training_images(images[:copy_check], train_images)
         results[name] = {
             **judge_images(classifier, images, reference, None if name == "generated" else labels),
             "nearest_train_distance": float(distances.mean()),

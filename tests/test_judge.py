@@ -58,6 +58,15 @@ def test_compare_sets_judges_three_sets_alike(random_images):
     assert unseen["generated"]["nearest_train_distance_1pct"] == pytest.approx(
         np.percentile(nearest, 1), rel=1e-5
     )
+    first_ten = compare_sets(
+        classifier, originals, labels, originals, random_images[40:80], random_images[80:], copy_check=10
+    )
+    assert first_ten["generated"]["nearest_train_distance"] == pytest.approx(nearest[:10].mean(), rel=1e-5)
+    assert first_ten["generated"]["nearest_train_distance"] != pytest.approx(nearest.mean(), rel=1e-5)
+    # the copying check reads 10 images, the judge all 40
+    assert first_ten["generated"]["frechet_distance"] == unseen["generated"]["frechet_distance"]
+    with pytest.raises(ValueError, match="copy_check=0"):
+        compare_sets(classifier, originals, labels, originals, originals, random_images, copy_check=0)
     assert results["generated"]["accuracy"] is None
     assert results["originals"]["accuracy"] == results["reconstructions"]["accuracy"]
     table = comparison_table(results).splitlines()
