@@ -50,7 +50,7 @@ SCREENSHOT_03 = "notebook03_explorer.png"
 SCREENSHOT_07 = "notebook07_sampler.png"
 
 # Each test's budget, server start to screenshot. Notebook 03 takes about 20 s on a quick day;
-# 07 about 40 s with its fast-mode models loaded, about 3 minutes when it trains them (or waits
+# 07 about 55 s with its fast-mode models loaded, about 3 minutes when it trains them (or waits
 # for nbval's run of 07, on the other worker, to train them).
 BUDGET_03_S = 150
 BUDGET_07_S = 600
