@@ -97,7 +97,7 @@ def run_experiment(
     """Train (or load) the experiment's VAE and return its row: −ELBO, IWAE log p(x), sample quality, time.
 
     The −ELBO and the IWAE estimate are computed on the same images: the first
-    `config.iwae_images` test images.
+    `config.iwae_images` test images, with `config.experiment_iwae_samples` samples per image.
 
     With `verbose` (Keras' setting) it says which model it is on and shows training and IWAE progress.
     """
@@ -121,7 +121,7 @@ def run_experiment(
         vae,
         x_test[: config.iwae_images],
         None if labels is None else labels[: config.iwae_images],
-        samples=config.iwae_samples,
+        samples=config.experiment_iwae_samples,
         seed=config.seed,
         progress=bool(verbose),
     )
@@ -134,6 +134,7 @@ def run_experiment(
         "kl_loss": figures["kl_loss"],
         "log_px": -figures["negative_log_px"],
         "test_images": figures["images"],
+        "iwae_samples": figures["samples"],
         **judge_images(classifier, generated, reference_features, intended),
         "train_seconds": seconds,
         "model": vae,

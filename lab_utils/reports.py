@@ -47,11 +47,16 @@ def comparison_table(results: Mapping[str, Mapping]) -> str:
 def experiments_table(rows: list[dict]) -> str:
     """Markdown table of experiment rows (nats per image; FD is the kit classifier's Fréchet distance).
 
-    −ELBO, IWAE and KL are on the same test images (`test_images` of each row).
+    −ELBO, IWAE and KL are on the same test images (`test_images` of each row); the IWAE
+    header gives K, the samples per image (`iwae_samples`, one value for all rows).
     """
+    counts = {row["iwae_samples"] for row in rows}
+    if len(counts) != 1:
+        raise ValueError(f"the rows' IWAE estimates use different K ({sorted(counts)}); measure them alike.")
     header = (
-        "| model | latent | β | −ELBO | −log p(x) (IWAE) | KL | sample confidence | digits covered "
-        "| FD to test | train time |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+        f"| model | latent | β | −ELBO | −log p(x) (IWAE, K = {counts.pop():,}) | KL | sample confidence "
+        "| digits covered | FD to test | train time |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
     lines = [header]
     for row in rows:

@@ -20,7 +20,15 @@ def setting():
     x = (rng.random((300, 784)) > 0.7).astype("float32")
     y = (np.arange(300) % 10).astype("uint8")
     data = ((x[:200], y[:200]), (x[200:], y[200:]))
-    config = RunConfig(mode="fast", train_size=200, epochs=1, batch_size=50, iwae_images=20, iwae_samples=10)
+    config = RunConfig(
+        mode="fast",
+        train_size=200,
+        epochs=1,
+        batch_size=50,
+        iwae_images=20,
+        iwae_samples=10,
+        experiment_iwae_samples=5,
+    )
     classifier = build_classifier(seed=0)
     return data, config, classifier, classifier_features(classifier, x[200:])
 
@@ -49,8 +57,11 @@ def test_a_row_has_every_figure_and_reuses_the_saved_model(experiment, setting, 
     assert again["train_seconds"] == row["train_seconds"] and again["negative_elbo"] == pytest.approx(
         row["negative_elbo"], rel=0.05
     )
+    assert row["iwae_samples"] == config.experiment_iwae_samples
     table = experiments_table([row, again]).splitlines()
-    assert len(table) == 4 and table[2].startswith(f"| {experiment.name} |")
+    assert len(table) == 4 and table[2].startswith(f"| {experiment.name} |") and "(IWAE, K = 5)" in table[0]
+    with pytest.raises(ValueError, match=r"different K \(\[5, 10\]\)"):
+        experiments_table([row, {**again, "iwae_samples": 10}])
 
 
 def test_an_experiment_with_its_own_seed_trains_another_model_and_records_the_seed(setting, tmp_path):
