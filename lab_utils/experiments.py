@@ -45,11 +45,14 @@ def train_experiment(
     verbose: str | int = 2,
     y_train=None,
     y_val=None,
+    retrain: bool | None = None,
 ) -> TrainedModel:
     """Train (or load from `folder`) the experiment's VAE with the run's epochs, batch and train size.
 
     The seed is the experiment's, else the run's. With `experiment.binarise`, pass `x_val`
-    binarised once (`data.binarise`).
+    binarised once (`data.binarise`). `retrain` defaults to `config.retrain`; a notebook that
+    borrows a model another notebook trains passes False, so a retraining run (`make run`)
+    trains each model once and the notebook that shows it describes the model on disk.
     """
     seed = config.seed if experiment.seed is None else experiment.seed
     x_train = x_train[: config.train_size]
@@ -73,7 +76,7 @@ def train_experiment(
         x_train,
         x_val,
         settings={**experiment.settings(), "train_size": len(x_train)},
-        retrain=config.retrain,
+        retrain=config.retrain if retrain is None else retrain,
         epochs=config.epochs,
         batch_size=config.batch_size,
         seed=seed,

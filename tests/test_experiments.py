@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -100,3 +101,18 @@ def test_a_warm_up_is_counted_in_the_runs_training_steps(tmp_path):
         verbose=0,
     ).model
     assert vae.kl_warmup_steps == 2 * 4  # 100 images in batches of 32: 4 steps per epoch
+
+
+def test_a_model_another_notebook_trains_is_loaded_even_when_the_run_retrains(setting, tmp_path, capsys):
+    """make run sets retrain for every notebook: 07 must load 05's models, not train them again."""
+    (x_train, _), (x_test, _) = setting[0]
+    retraining = dataclasses.replace(setting[1], retrain=True)
+    experiment = Experiment("borrowed", hidden_units=(8,))
+    first = train_experiment(experiment, retraining, x_train, x_test, tmp_path, 0)
+    capsys.readouterr()
+    borrowed = train_experiment(experiment, retraining, x_train, x_test, tmp_path, 0, retrain=False)
+    assert "Loaded the trained model" in capsys.readouterr().out
+    assert borrowed.seconds == first.seconds
+    np.testing.assert_array_equal(borrowed.model.get_weights()[0], first.model.get_weights()[0])
+    again = train_experiment(experiment, retraining, x_train, x_test, tmp_path, 0)  # owner: config.retrain
+    assert "Loaded" not in capsys.readouterr().out and again.seconds != first.seconds
