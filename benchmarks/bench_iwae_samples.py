@@ -3,7 +3,7 @@
 Usage: MNIST_DIR=../shared/data/mnist python benchmarks/bench_iwae_samples.py [--samples 1000 500]
 
 Reads the full-mode models notebook 05 saved (run it, or `make run`, first) and estimates
-−log p(x) on the first `--images` test images with each K (the same seed). Prints, per model,
+−log p(x) on the first `--images` test images with each K (the run's seed, as notebook 05). Prints, per model,
 each estimate with its time and the mean change per image between the first and the last K,
 with its standard error. `RunConfig.experiment_iwae_samples` was chosen with it.
 """
@@ -16,6 +16,7 @@ import keras
 import numpy as np
 
 from lab_utils.artifacts import artifacts_dir
+from lab_utils.config import get_run_config
 from lab_utils.data import load_mnist
 from lab_utils.metrics import importance_log_likelihood
 from lab_utils.models import VAE  # noqa: F401  (registers the kit's model classes for load_model)
@@ -34,7 +35,8 @@ MODELS = (
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, nargs="+", default=[1000, 500], help="the values of K")
-    parser.add_argument("--images", type=int, default=1000, help="first test images (05 uses 1,000)")
+    config = get_run_config("full")
+    parser.add_argument("--images", type=int, default=config.iwae_images, help="first test images, as in 05")
     args = parser.parse_args()
     _, (x_test, y_test) = load_mnist()
     images, labels = x_test[: args.images], y_test[: args.images]
@@ -48,7 +50,7 @@ def main() -> None:
         for k in args.samples:
             started = time.perf_counter()
             log_px = importance_log_likelihood(
-                vae, images, labels if vae.conditional else None, samples=k, seed=42
+                vae, images, labels if vae.conditional else None, samples=k, seed=config.seed
             )
             estimates[k] = (log_px, time.perf_counter() - started)
         first, last = estimates[args.samples[0]][0], estimates[args.samples[-1]][0]

@@ -23,9 +23,8 @@ class RunConfig:
     classifier_epochs: int = 2
     iwae_images: int = 1_000
     # `iwae_samples` is K for one model's log p(x) (notebooks 04, 06, 07); `experiment_iwae_samples`
-    # is K for each of notebook 05's ten models. From K = 1,000 to 500 their estimates moved by
-    # 0.01-0.15 nats (measured 2026-12-03), under a tenth of the lab model's seed-to-seed spread
-    # (1.7 nats), at half the time.
+    # is K for each of notebook 05's ten models, chosen with benchmarks/bench_iwae_samples.py
+    # (its figures: benchmarks/README.md).
     iwae_samples: int = 1_000
     experiment_iwae_samples: int = 500
     compare_images: int = 10_000

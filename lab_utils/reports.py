@@ -53,8 +53,9 @@ def experiments_table(rows: list[dict]) -> str:
     counts = {row["iwae_samples"] for row in rows}
     if len(counts) != 1:
         raise ValueError(f"the rows' IWAE estimates use different K ({sorted(counts)}); measure them alike.")
+    (samples,) = counts
     header = (
-        f"| model | latent | β | −ELBO | −log p(x) (IWAE, K = {counts.pop():,}) | KL | sample confidence "
+        f"| model | latent | β | −ELBO | −log p(x) (IWAE, K = {samples:,}) | KL | sample confidence "
         "| digits covered | FD to test | train time |\n"
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     )
