@@ -157,7 +157,9 @@ def test_refining_each_images_q_raises_its_elbo_and_the_gain_is_the_amortisation
     refined = refine_posterior(vae, images[:20], steps=100, samples=8, learning_rate=0.05, seed=0)
     before = posterior_elbo(vae, images[:20], z_mean, z_log_var, samples=300, seed=1)
     after = posterior_elbo(vae, images[:20], *refined, samples=300, seed=1)
-    assert after.mean() > before.mean() + 0.5  # an encoder trained two epochs leaves a visible gap
+    # An encoder trained two epochs leaves a gap: 0.38-1.22 nats in 13 runs with other weights (0.61 for
+    # this one) while a 300-sample ELBO moves by at most 0.04 nats between sample seeds.
+    assert after.mean() > before.mean() + 0.2
     assert np.mean(after > before) >= 0.9
 
 
