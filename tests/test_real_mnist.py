@@ -33,4 +33,6 @@ def test_fast_default_path_learns_like_plain_fit(real_mnist):
         vae = build_vae(latent_dim=2, hidden_units=(512,), **options)
         history = train_vae(vae, x_train[:6000], x_test[:2000], epochs=3, seed=1, verbose=0)
         final[name] = history["val_loss"][-1]
-    assert final["fast"] == pytest.approx(final["plain"], rel=0.02)
+    # The two paths draw different noise, so they end apart: by up to 2.2 % over 20 seeds on
+    # 2026-12-03. Plain fit with a third of the steps (2 epochs, not 3) ends 7 % higher (212.7 vs 198.8).
+    assert final["fast"] == pytest.approx(final["plain"], rel=0.04)
