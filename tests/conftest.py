@@ -81,11 +81,10 @@ def trained_vae():
     The same VAE every run: `build_vae(seed=...)` seeds only the sampling noise, so the weights'
     initial values and fit's shuffling are seeded here.
     """
-    import keras
-
     from lab_utils.models import build_vae
+    from lab_utils.training import set_seed
 
-    keras.utils.set_random_seed(0)
+    set_seed(0)
     rng = np.random.default_rng(0)
     images = (rng.random((60, 784)) > 0.7).astype("float32")
     labels = np.arange(60) % 10

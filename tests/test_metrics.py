@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 
@@ -21,12 +20,13 @@ from lab_utils.metrics import (
     refine_posterior,
 )
 from lab_utils.models import build_vae
+from lab_utils.training import set_seed
 
 
 @pytest.fixture(scope="module")
 def small_vae():
     """An untrained VAE, the same every run (`build_vae`'s seed covers only the sampling noise)."""
-    keras.utils.set_random_seed(0)
+    set_seed(0)
     return build_vae(latent_dim=2, hidden_units=(16,), seed=0, jit_compile=False)
 
 
