@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import lab_utils  # noqa: F401  (imports TensorFlow quietly before any test module does)
+from tests.browsing import CHROMIUM
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -99,3 +100,24 @@ def saved_vae(trained_vae, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("saved") / "vae.keras"
     trained_vae[0].save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def playwright_api():
+    """The Playwright sync API, with /usr/bin/chromium present; skips without them (fails under CI)."""
+    missing = []
+    if not CHROMIUM.is_file():
+        missing.append(f"{CHROMIUM} is missing (apt-get install -y chromium)")
+    try:
+        import playwright.sync_api as api
+    except ImportError:
+        api = None
+        missing.append(
+            "the playwright package is missing (pip install playwright; never `playwright install`)"
+        )
+    if missing:
+        reason = "real-browser test needs Chromium and Playwright: " + "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(reason + ". CI is set and CI installs both, so this is a failure, not a skip.")
+        pytest.skip(reason)
+    return api

@@ -21,31 +21,16 @@ import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.browsing import free_port, jupyter, launch_chromium, local_server
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_03 = REPO / "notebooks" / "03_generate_and_explore.ipynb"
 NOTEBOOK_07 = REPO / "notebooks" / "07_what_the_elbo_hides.ipynb"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT_03 = "notebook03_explorer.png"
 SCREENSHOT_07 = "notebook07_sampler.png"
 
@@ -81,44 +66,9 @@ class Deadline:
         return 1000 * self.left(limit)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _request(url: str, token: str, method: str = "GET", timeout: float = 5.0) -> int:
-    """Send one token-authenticated request to the server (no proxies); return the HTTP status."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    request = urllib.request.Request(url, method=method, headers={"Authorization": f"token {token}"})
-    with opener.open(request, timeout=timeout) as response:
-        return response.status
-
-
 def _write_json(path: Path, content: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(content, indent=2))
-
-
-@pytest.fixture(scope="module")
-def playwright_api():
-    """The Playwright sync API, with /usr/bin/chromium present; skips without them (fails under CI)."""
-    missing = []
-    if not CHROMIUM.is_file():
-        missing.append(f"{CHROMIUM} is missing (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api as api
-    except ImportError:
-        api = None
-        missing.append(
-            "the playwright package is missing (pip install playwright; never `playwright install`)"
-        )
-    if missing:
-        reason = "real-browser test needs Chromium and Playwright: " + "; ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(reason + ". CI is set and CI installs both, so this is a failure, not a skip.")
-        pytest.skip(reason)
-    return api
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +93,7 @@ def lab_server(playwright_api, tmp_path_factory):
     )
 
     token = secrets.token_hex(24)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update(
         VAE_LAB_MODE="fast",  # VAE_LAB_ARTIFACTS, if set, is passed on: the run's models are shared
@@ -153,17 +103,9 @@ def lab_server(playwright_api, tmp_path_factory):
         IPYTHONDIR=str(tmp / "ipython"),
         TF_CPP_MIN_LOG_LEVEL="2",
     )
-    command = [
-        sys.executable,
-        "-m",
+    arguments = [
         "jupyterlab",
-        "--no-browser",
-        "--allow-root",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--ServerApp.token={token}",
-        f"--ServerApp.root_dir={root}",
+        *local_server(port, token, root),
         "--LabApp.expose_app_in_browser=True",
         f"--FileCheckpoints.root_dir={tmp / 'checkpoints'}",
         f"--LabApp.user_settings_dir={settings}",
@@ -171,57 +113,16 @@ def lab_server(playwright_api, tmp_path_factory):
         "--LabApp.news_url=None",
         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
     ]
-    log_path = tmp / "jupyterlab.log"
     base = f"http://127.0.0.1:{port}"
-    with open(log_path, "wb") as log:
-        server = subprocess.Popen(
-            command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        stop = time.monotonic() + SERVER_START_S
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"JupyterLab exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
-            try:
-                if _request(f"{base}/api/status", token) == 200:
-                    break
-            except (OSError, urllib.error.URLError):
-                pass
-            if time.monotonic() > stop:
-                pytest.fail(
-                    f"JupyterLab did not answer in {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}"
-                )
-            time.sleep(0.25)
+    with jupyter(arguments, root, env, tmp / "jupyterlab.log", f"{base}/api/status", SERVER_START_S):
         yield base, token, root
-    finally:
-        if server.poll() is None:
-            try:  # a clean shutdown also stops the kernels, which run in sessions of their own
-                _request(f"{base}/api/shutdown", token, method="POST")
-                server.wait(timeout=15)
-            except (OSError, urllib.error.URLError, subprocess.TimeoutExpired):
-                pass
-        if server.poll() is None:
-            os.killpg(server.pid, signal.SIGTERM)
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.killpg(server.pid, signal.SIGKILL)
-                server.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
 def browser(playwright_api, lab_server, tmp_path_factory):
-    """Headless Chromium, closed whatever happens."""
-    home = tmp_path_factory.mktemp("chromium")  # its crash-report folder goes here, not in ~/.config
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home / "config"), XDG_CACHE_HOME=str(home / "cache"))
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS, env=env, timeout=30_000
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
+    """Headless Chromium, closed whatever happens (its crash-report folder in a temporary folder)."""
+    with launch_chromium(playwright_api, tmp_path_factory.mktemp("chromium")) as browser:
+        yield browser
 
 
 @contextlib.contextmanager
