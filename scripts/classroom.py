@@ -40,14 +40,23 @@ import numpy as np
 from filelock import FileLock, Timeout
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import sandbox  # noqa: E402 - the sibling module, found through the line above
+import safe_html  # noqa: E402 - sibling modules, found through the line above
+import sandbox  # noqa: E402
 
 ASSIGNMENT = "vae-lab"
 KIT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = KIT / "notebooks"
 DEFAULT_COURSE = KIT / "build" / "classroom"
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-GRADER_FILES = [Path(__file__), Path(sandbox.__file__), sandbox.WORKER, KIT / "lab_utils" / "checks.py"]
+GRADER_FILES = [
+    Path(__file__),
+    Path(sandbox.__file__),
+    sandbox.WORKER,
+    Path(safe_html.__file__),
+    KIT / "lab_utils" / "checks.py",
+]
+# What a spreadsheet reads as the start of a formula (OWASP's list: =, +, -, @, tab, carriage return).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 CONFIG = """\
 # Written by scripts/classroom.py; rewritten on every run.
@@ -65,6 +74,9 @@ c.CourseDirectory.db_url = "sqlite:///{root}/gradebook.db"
 c.Autograde.autograde_preprocessors = autograde_preprocessors()
 c.SandboxedResults.results_dir = "{root}/results"
 c.GenerateFeedback.preprocessors = feedback_preprocessors(show_hidden_tests={show_hidden!r})
+# What students wrote is made inert when it is collected (scripts/safe_html.py); nbconvert's own
+# sanitiser cleans the outputs of what Formgrader and the feedback render as well.
+c.HTMLExporter.sanitize_html = True
 """
 
 
@@ -282,6 +294,8 @@ def _collect_student(folder: Path, released: Path, target: Path) -> tuple[dict[s
 
     Returns ({notebook: status}, fingerprint). Graded cells the student deleted come back as
     released; a notebook that is not valid JSON, or a symbolic link, is left out (scored 0).
+    What could run in the browser of whoever opens the notebook later is made inert and flagged
+    (`safe_html.neutralise`); the student's own files are not changed.
     """
     import nbformat
 
@@ -294,11 +308,16 @@ def _collect_student(folder: Path, released: Path, target: Path) -> tuple[dict[s
             data = None if path.is_symlink() else _read_regular(path)
             handed_in[path.name] = data
             digest.update(path.name.encode() + b"\0" + (data or b"<link>") + b"\0")
+    ignored = []
     if handed_in.get("timestamp.txt") and folder.name == ASSIGNMENT:  # written by `nbgrader collect`
-        (target / "timestamp.txt").write_bytes(handed_in["timestamp.txt"][:200])
+        if _is_timestamp(handed_in["timestamp.txt"][:200]):
+            (target / "timestamp.txt").write_bytes(handed_in["timestamp.txt"][:200])
+        else:  # nbgrader would fail on it, and it would reach grades.csv
+            ignored.append("timestamp.txt ignored (not a date)")
     statuses = {}
     for release_path in sorted(released.glob("*.ipynb")):
-        name, released_cells = release_path.name, _cells(json.loads(release_path.read_text()))
+        release_notebook = json.loads(release_path.read_text())
+        name, released_cells = release_path.name, _cells(release_notebook)
         if not any(cell["metadata"]["nbgrader"].get("grade") for cell in released_cells.values()):
             continue  # nothing to grade there (01, 05): not copied, no status, no feedback
         data = handed_in.get(name, b"") if name in handed_in else None
@@ -323,11 +342,25 @@ def _collect_student(folder: Path, released: Path, target: Path) -> tuple[dict[s
             statuses[release_path.stem] = f"invalid notebook ({type(error).__name__}; scored 0)"
             continue
         restored = _normalise(notebook, released_cells)
+        markdown = {_text(cell) for cell in release_notebook["cells"] if cell["cell_type"] == "markdown"}
+        flagged = safe_html.describe(safe_html.neutralise(notebook, trusted_markdown=markdown))
+        notebook.metadata = nbformat.from_dict(release_notebook["metadata"])
         nbformat.write(notebook, target / name)
-        statuses[release_path.stem] = (
-            f"graded cell deleted: {', '.join(restored)} restored as released" if restored else "graded"
-        )
+        notes = [f"graded cell deleted: {', '.join(restored)} restored as released"] if restored else []
+        notes += [flagged] if flagged else []
+        statuses[release_path.stem] = "; ".join(notes + ignored) or "graded"
     return statuses, digest.hexdigest()
+
+
+def _is_timestamp(data: bytes) -> bool:
+    """Whether nbgrader can read `data` as a submission time."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        parse_utc(data.decode("utf-8").strip())
+    except (UnicodeDecodeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 # --- grading in sandboxes --------------------------------------------------------------------
@@ -395,10 +428,17 @@ def _pool(workers: int) -> ProcessPoolExecutor:
 
 
 def _feedback(job: tuple[str, str]) -> str:
-    """Write one student's feedback HTML with nbgrader; return its error text, or "" when it worked."""
+    """Write one student's feedback HTML with nbgrader; return its error text, or "" when it worked.
+
+    Each page gets a Content-Security-Policy: whoever opens it runs no script but MathJax.
+    """
     course, student = job
     result = _api(Path(course)).generate_feedback(ASSIGNMENT, student, force=True)
-    return "" if result["success"] else f"{result.get('log', '')}{result.get('error', '')}"
+    if not result["success"]:
+        return f"{result.get('log', '')}{result.get('error', '')}"
+    for page in (Path(course) / "feedback" / student / ASSIGNMENT).glob("*.html"):
+        page.write_text(safe_html.with_content_security_policy(page.read_text(encoding="utf-8")), "utf-8")
+    return ""
 
 
 def _grader_fingerprint(course: Path) -> str:
@@ -624,13 +664,13 @@ def _write_tables(course: Path, students: list[str]) -> None:
                         }
                     )
     for name, table in (("grades_by_exercise.csv", rows), ("grading_status.csv", status_rows)):
-        with (course / name).open("w", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=list(table[0]))
-            writer.writeheader()
-            writer.writerows(table)
+        _write_csv(course / name, list(table[0]), [list(row.values()) for row in table])
     export = [sys.executable, "-m", "nbgrader", "export", "--to", str(course / "grades.csv")]
     if subprocess.run(export, cwd=course, capture_output=True, text=True).returncode != 0:
         raise ClassroomError(f"`nbgrader export` failed; run `{' '.join(export)}` in {course} to see why.")
+    with (course / "grades.csv").open(newline="") as file:
+        header, *exported = list(csv.reader(file))
+    _write_csv(course / "grades.csv", header, exported)
     notebooks = sorted({row["notebook"] for row in status_rows})
     print(f"\n{'student':20} {'autograded':>10} {'by hand':>9}  notebooks not simply graded")
     for student in students:
@@ -651,6 +691,23 @@ def _write_tables(course: Path, students: list[str]) -> None:
         )
     )
     print(f"feedback:  {course / 'feedback'}/<student>/{ASSIGNMENT}/*.html")
+
+
+def spreadsheet_safe(value):
+    """`value` as a spreadsheet shows it as data: text that would start a formula gets a leading '."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
+    with path.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(header)
+        writer.writerows([[spreadsheet_safe(value) for value in row] for row in rows])
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,12 +5,15 @@
   python scripts/run_notebooks.py --html-only build/html   # export the committed outputs as they are
 
 The run mode comes from VAE_LAB_MODE (`make run` sets full). Execution uses nbclient; the
-export uses nbconvert's HTMLExporter.
+export uses nbconvert's HTMLExporter on an inert copy of each notebook (`safe_html.neutralise`:
+a student's notebook may hold HTML that would run in the browser of whoever opens the export),
+and each page carries a Content-Security-Policy.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 import time
 from pathlib import Path
@@ -18,6 +21,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import safe_html  # noqa: E402 - the sibling module, found through the line above
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -32,6 +38,15 @@ def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
     client.execute()
     print(f"{path.name}: executed in {time.perf_counter() - started:.1f} s", flush=True)
     return notebook
+
+
+def export_html(notebook: nbformat.NotebookNode, target: Path) -> Path:
+    """Write an inert copy of `notebook` as an HTML page with a Content-Security-Policy; return `target`."""
+    inert = copy.deepcopy(notebook)
+    safe_html.neutralise(inert)
+    body, _ = HTMLExporter().from_notebook_node(inert)
+    target.write_text(safe_html.with_content_security_policy(body), encoding="utf-8")
+    return target
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,9 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.write and not args.html_only:
             nbformat.write(notebook, path)
         if html_folder:
-            body, _ = HTMLExporter().from_notebook_node(notebook)
-            target = html_folder / path.with_suffix(".html").name
-            target.write_text(body, encoding="utf-8")
+            target = export_html(notebook, html_folder / path.with_suffix(".html").name)
             print(f"{path.name}: exported to {target}")
     return 0
 
