@@ -7,15 +7,17 @@ nbconvert's own `sanitize_html` is no cure: its allowlist escapes headings, para
 and figures, and nbgrader's templates do not apply it to markdown cells.
 
 `neutralise` rewrites the notebook instead, so every renderer gets inert input:
-- a markdown cell the student wrote or changed that holds HTML is shown as text (a code block
-  under a one-line notice), as the student wrote it; plain markdown, maths, tables, code,
-  headings, links and figures render as before, and unchanged cells of the release are trusted;
+- a markdown cell the student wrote or changed is rendered as nbconvert renders it, and kept only
+  if the result holds nothing but what plain markdown makes (paragraphs, headings, lists,
+  tables, code, maths, links to http(s) and mail, embedded figures); otherwise it is shown as
+  text (a code block under a one-line notice), as the student wrote it. Unchanged cells of the
+  release are trusted;
 - outputs keep plain text, PNG and JPEG figures, streams and errors; `text/html` is cleaned by
   nh3 (the ammonia sanitiser), markdown follows the markdown rule, anything else is dropped
   (JavaScript, SVG, widget views, LaTeX);
 - raw cells with HTML, attachments that are not PNG/JPEG/GIF, cell and notebook metadata
-  other than nbgrader's marks (tags, titles, widget state) are removed.
-It returns what it found that could run code or restyle the page, so the grader can flag it.
+  other than well-formed nbgrader marks (tags, titles, widget state) are removed.
+It returns what it found that could run code, load a page or restyle it, so the grader can flag it.
 
 `with_content_security_policy` adds a second line of defence to an HTML page the kit writes.
 """
@@ -30,6 +32,7 @@ from collections.abc import Collection
 from html.parser import HTMLParser
 
 import nh3
+from nbconvert.filters.markdown_mistune import InvalidNotebook, IPythonRenderer, MarkdownWithMath
 
 # Tags and attributes that can run code, load a page or restyle the page they are in.
 # fmt: off
@@ -41,15 +44,34 @@ URL_ATTRIBUTES = frozenset({
     "action", "background", "cite", "codebase", "data", "formaction", "href", "longdesc", "ping", "poster",
     "src", "srcdoc", "srcset", "xlink:href",
 })
+# What nbconvert's markdown renderer writes for plain markdown, with the attributes it gives each
+# tag, and a few formatting tags students write by hand.
+PLAIN = frozenset()
+MARKDOWN_TAGS = {
+    "a": {"href", "title", "class"}, "img": {"src", "alt", "title"}, "ol": {"start"}, "li": {"class"},
+    "th": {"style"}, "td": {"style"}, "div": {"class"}, "span": {"class"}, "code": {"class"},
+    "input": {"class", "type", "disabled", "checked"},  # a task list's checkbox, with nothing else
+    **{f"h{level}": {"id"} for level in range(1, 7)},
+    **dict.fromkeys((
+        "p", "br", "hr", "em", "strong", "b", "i", "u", "del", "s", "sub", "sup", "kbd", "pre", "blockquote",
+        "ul", "table", "thead", "tbody", "tr",
+    ), PLAIN),
+}
 # fmt: on
-SCRIPT_URL = re.compile(r"(?:java|vb)script:", re.IGNORECASE)
-DOCUMENT_DATA_URL = re.compile(r"data:(?!image/(?:png|jpeg|gif)[;,])[\w.+-]+/[\w.+-]+", re.IGNORECASE)
-# Anything a browser could read as the start of a tag, comment or declaration.
+MARKDOWN_CLASS = re.compile(r"anchor-link|task-list-item|task-list-item-checkbox|highlight|[a-z0-9]{1,3}")
+MARKDOWN_STYLE = re.compile(r"text-align:\s*(?:left|right|center);?")
+SAFE_SCHEMES = frozenset({"http", "https", "mailto"})
+EMBEDDED_IMAGE = re.compile(r"data:image/(?:png|jpeg|gif);base64,", re.IGNORECASE)
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+# In a student's own text (the parser's view can differ from a browser's, e.g. `<!--><img onerror>-->`):
 HTML_LIKE = re.compile(r"<[A-Za-z/!?]")
-# The same, read from the text alone: a comment trick (`<!--><img onerror=...>-->`) hides a tag
-# from Python's parser but not from a browser's.
-ACTIVE_TAG_TEXT = re.compile(rf"<\s*({'|'.join(sorted(ACTIVE_TAGS))})[\s/>]", re.IGNORECASE)
+ACTIVE_TAG_TEXT = re.compile(rf"<({'|'.join(sorted(ACTIVE_TAGS))})[\s/>]", re.IGNORECASE)
 EVENT_HANDLER_TEXT = re.compile(r"<[^>]*?[\s/\"']on([a-z]+)\s*=", re.IGNORECASE)
+SCRIPT_URL = re.compile(r"(?:java|vb)script:(?=\S)", re.IGNORECASE)  # "JavaScript: closures" is prose
+TAG_TEXT = re.compile(r"</?([A-Za-z][A-Za-z0-9-]*)([^>]*)>?")  # a browser's tag: a letter right after < or </
+ATTRIBUTE_TEXT = re.compile(r"([^\s\"'>/=]+)\s*=")
+AUTOLINK = re.compile(r"<(?:(?:https?|mailto):[^\s<>]*|[\w.+-]+@[\w.-]+)>", re.IGNORECASE)
+HAND_WRITTEN_ATTRIBUTES = frozenset({"href", "src", "alt", "title"})
 INVISIBLE = re.compile(r"[\x00-\x1f\x7f]")  # browsers drop tabs and newlines inside URL schemes
 BASE64 = re.compile(r"[A-Za-z0-9+/=\s]*")
 FIGURE_TYPES = ("image/png", "image/jpeg")
@@ -57,7 +79,12 @@ ATTACHMENT_TYPES = frozenset({"image/png", "image/jpeg", "image/gif"})
 OUTPUT_KEYS = frozenset(
     {"output_type", "name", "text", "data", "execution_count", "ename", "evalue", "traceback"}
 )
-# What text/html outputs keep (Keras' model summary is a <pre> of styled <span>s).
+NBGRADER_KEYS = frozenset(
+    {"grade", "solution", "locked", "task", "points", "grade_id", "schema_version", "checksum", "cell_type"}
+)
+NBGRADER_TEXT = re.compile(r"[A-Za-z0-9_.-]*")  # nbgrader's templates put grade_id into attributes unescaped
+# What text/html outputs keep (Keras' model summary is a <pre> of styled <span>s); no classes, or
+# an output could borrow the page's own (a full-page modal backdrop).
 # fmt: off
 HTML_STYLE_PROPERTIES = frozenset({
     "color", "background-color", "font-family", "font-style", "font-weight", "line-height", "overflow-x",
@@ -65,8 +92,7 @@ HTML_STYLE_PROPERTIES = frozenset({
 })
 # fmt: on
 SHOWN_AS_TEXT = "**Shown as text by the grader:** {why}. What the student wrote, unchanged:\n\n"
-HOLDS_HTML = "this cell holds HTML{what}, which the course never renders from a student's notebook"
-ATTACHMENT_REFERENCE = re.compile(r"attachment:([^\s)\"'<>`]+)")
+NOT_RENDERED = "this cell holds markup{what} that the course never renders from a student's notebook"
 # Scripts only from the CDN nbconvert's templates load MathJax from; MathJax 2 evaluates its
 # inline configuration with window.eval ('unsafe-eval'), but no inline script or handler runs;
 # figures are data: URLs, so no image is fetched from anywhere.
@@ -77,58 +103,107 @@ CONTENT_SECURITY_POLICY = (
 )
 
 
-class _ActiveParts(HTMLParser):
-    """Collects the tags and attributes of an HTML text that can run code or restyle a page."""
+class _Markup(HTMLParser):
+    """Sorts the markup of an HTML text into `active` (runs code, loads or restyles a page) and `other`.
+
+    `other` is everything nbconvert's markdown renderer would not write: unknown tags, attributes,
+    classes and styles, URLs of other schemes, comments and declarations.
+    """
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.found: list[str] = []
+        self.active: list[str] = []
+        self.other: list[str] = []
 
     def handle_starttag(self, tag, attrs):
-        if tag in ACTIVE_TAGS:
-            self.found.append(f"<{tag}>")
+        if tag in ACTIVE_TAGS and not (tag == "input" and self._is_checkbox(attrs)):
+            self.active.append(f"<{tag}>")
+        elif tag not in MARKDOWN_TAGS:
+            self.other.append(f"<{tag}>")
         for name, value in attrs:
+            value = value or ""
             if name.startswith("on"):
-                self.found.append(f"{name}=")
-            elif name in URL_ATTRIBUTES and value and _unsafe_url(value):
-                self.found.append("javascript: URL" if SCRIPT_URL.search(_url(value)) else "data: URL")
+                self.active.append(f"{name}=")
+            elif name in URL_ATTRIBUTES:
+                problem = _url_problem(value, tag, name)
+                if problem:
+                    (self.active if problem in ("javascript: URL", "data: URL") else self.other).append(
+                        problem
+                    )
+            elif name not in MARKDOWN_TAGS.get(tag, PLAIN):
+                self.other.append(f"{name}=")
+            elif name == "class" and not all(MARKDOWN_CLASS.fullmatch(word) for word in value.split()):
+                self.other.append(f'class="{value}"')
+            elif name == "style" and not MARKDOWN_STYLE.fullmatch(value.strip()):
+                self.other.append("style=")
 
     handle_startendtag = handle_starttag
 
+    @staticmethod
+    def _is_checkbox(attrs) -> bool:
+        return dict(attrs).get("type") == "checkbox" and {name for name, _ in attrs} <= MARKDOWN_TAGS["input"]
 
-def _url(value: str) -> str:
-    return INVISIBLE.sub("", html.unescape(value)).strip()
+    def handle_comment(self, data):
+        self.other.append("<!-- -->")
+
+    def handle_decl(self, decl):
+        self.other.append("<!...>")
+
+    unknown_decl = handle_decl
+
+    def handle_pi(self, data):
+        self.other.append("<?...>")
 
 
-def _unsafe_url(value: str) -> bool:
-    url = _url(value)
-    return bool(SCRIPT_URL.match(url) or DOCUMENT_DATA_URL.match(url))
+def _url_problem(value: str, tag: str, name: str) -> str:
+    """What is wrong with a URL in an attribute, as a browser reads it ("" when nothing)."""
+    url = INVISIBLE.sub("", value).strip()
+    scheme = SCHEME.match(url)
+    if scheme is None:
+        return ""  # relative, a fragment, or //host (http or https)
+    scheme = scheme.group(1).lower()
+    if scheme in SAFE_SCHEMES or (tag == "img" and name == "src" and EMBEDDED_IMAGE.match(url)):
+        return ""
+    if scheme in ("javascript", "vbscript"):
+        return "javascript: URL"
+    return "data: URL" if scheme == "data" else f"{scheme}: URL"
+
+
+def _markup(page: str) -> _Markup:
+    parser = _Markup()
+    parser.feed(page)
+    parser.close()
+    return parser
 
 
 def active_markup(page: str) -> list[str]:
-    """The elements and attributes of an HTML text that can run code or restyle a page, as parsed."""
-    parser = _ActiveParts()
-    parser.feed(page)
-    parser.close()
-    return parser.found
+    """The elements, attributes and URLs of an HTML text that can run code or load or restyle a page."""
+    return list(dict.fromkeys(_markup(page).active))
+
+
+def _active_text(text: str) -> list[str]:
+    """What a student's own text (HTML, or markdown with HTML in it) holds that can be active."""
+    found = [f"<{tag.lower()}>" for tag in ACTIVE_TAG_TEXT.findall(text)]
+    found += [f"on{name.lower()}=" for name in EVENT_HANDLER_TEXT.findall(text)]
+    if SCRIPT_URL.search(INVISIBLE.sub("", html.unescape(text))):
+        found.append("javascript: URL")
+    return found
 
 
 def active_parts(text: str) -> list[str]:
     """The parts of `text` (HTML, or markdown with HTML in it) that can run code or restyle a page."""
-    found = active_markup(text)
-    found += [f"<{tag.lower()}>" for tag in ACTIVE_TAG_TEXT.findall(text)]
-    found += [f"on{name.lower()}=" for name in EVENT_HANDLER_TEXT.findall(text)]
-    plain = _url(text)  # links written in markdown, and what a parser could read another way
-    if SCRIPT_URL.search(plain):
-        found.append("javascript: URL")
-    if DOCUMENT_DATA_URL.search(plain):
-        found.append("data: URL")
-    return list(dict.fromkeys(found))
+    return list(dict.fromkeys(active_markup(text) + _active_text(text)))
 
 
-def _in_generated(text: str) -> list[str]:
-    """What can run code in an output or attached file (matplotlib and pandas write <svg>, <style>)."""
-    return [part for part in active_parts(text) if part not in ("<svg>", "<style>")]
+def _hand_written_markup(source: str) -> list[str]:
+    """Tags and attributes a student typed that plain markdown never makes (read from the text itself)."""
+    found = []
+    for tag, rest in TAG_TEXT.findall(AUTOLINK.sub("", source)):
+        if tag.lower() not in MARKDOWN_TAGS:
+            found.append(f"<{tag.lower()}>")
+        names = [name.lower() for name in ATTRIBUTE_TEXT.findall(rest)]
+        found += [f"{name}=" for name in names if name not in HAND_WRITTEN_ATTRIBUTES]
+    return found
 
 
 def as_text(source: str, why: str) -> str:
@@ -137,17 +212,48 @@ def as_text(source: str, why: str) -> str:
     return SHOWN_AS_TEXT.format(why=why) + f"{fence}text\n{source}\n{fence}\n"
 
 
-def _holds_html(found: list[str]) -> str:
-    """The notice's reason; what was found goes in code spans, or `<script>` would be markup again."""
-    return HOLDS_HTML.format(what=" (" + ", ".join(f"`{part}`" for part in found) + ")" if found else "")
+def _not_rendered(parts: list[str]) -> str:
+    """The notice's reason; the parts go in code spans, or `<script>` would be markup again."""
+    shown = [part.replace("`", "'") for part in dict.fromkeys(parts)]
+    return NOT_RENDERED.format(what=" (" + ", ".join(f"`{part}`" for part in shown) + ")" if shown else "")
+
+
+def _render_markdown(source: str, attachments: dict) -> str | None:
+    """The HTML nbconvert's templates make of a markdown text; None when it refuses (a missing attachment)."""
+    renderer = IPythonRenderer(escape=False, attachments=attachments)
+    try:
+        return MarkdownWithMath(renderer=renderer).render(source)
+    except InvalidNotebook:
+        return None
+
+
+def _safe_markdown_text(source: str, attachments: dict | None = None) -> tuple[str, list[str]]:
+    """(`source`, or it shown as text; what in it was active) for markdown a student wrote."""
+    rendered = _render_markdown(source, attachments or {})
+    if rendered is None:
+        return as_text(source, "this cell shows an attachment it does not carry"), _active_text(source)
+    markup = _markup(rendered)
+    active = markup.active + (_active_text(source) if HTML_LIKE.search(source) else [])
+    if SCRIPT_URL.search(INVISIBLE.sub("", html.unescape(source))):
+        active.append("javascript: URL")  # in maths, MathJax's \href; its Safe extension would refuse it
+    other = markup.other + (_hand_written_markup(source) if HTML_LIKE.search(source) else [])
+    active = list(dict.fromkeys(active))
+    if active or other:
+        return as_text(source, _not_rendered(active + other)), active
+    return source, []
+
+
+def _in_generated(text: str) -> list[str]:
+    """What can run code in an output or attached file (matplotlib and pandas write <svg>, <style>)."""
+    return [part for part in active_parts(text) if part not in ("<svg>", "<style>")]
 
 
 def _clean_html(value: str) -> str:
     return nh3.clean(
         value,
-        attributes={"*": {"class", "style", "title"}},
+        attributes={"*": {"style", "title"}},
         filter_style_properties=HTML_STYLE_PROPERTIES,
-        url_schemes={"http", "https", "mailto"},
+        url_schemes=set(SAFE_SCHEMES),
     )
 
 
@@ -172,9 +278,8 @@ def _safe_output(output: dict) -> list[str]:
             found += _in_generated(text)
             kept[mime] = _clean_html(text)
         elif mime == "text/markdown":
-            parts = active_parts(text)
-            found += parts
-            kept[mime] = as_text(text, _holds_html(parts)) if HTML_LIKE.search(text) or parts else text
+            kept[mime], active = _safe_markdown_text(text)
+            found += active
         elif mime in ("application/javascript", "text/javascript"):
             found.append(mime)
         elif mime == "image/svg+xml":
@@ -183,36 +288,6 @@ def _safe_output(output: dict) -> list[str]:
         kept["text/plain"] = f"[output removed by the grader: {', '.join(data) or 'empty'}]"
     output["data"] = kept
     return found
-
-
-def neutralise(notebook, trusted_markdown: Collection[str] = ()) -> dict[str, list[str]]:
-    """Make `notebook` (an nbformat node) inert in place; return {cell: what was active in it}.
-
-    `trusted_markdown` holds markdown sources that stay as they are (the release's own cells).
-    A cell is named by its nbgrader grade_id, else as "cell N" (counting from 1).
-    """
-    notebook.metadata = {
-        key: notebook.metadata[key] for key in ("kernelspec", "language_info") if key in notebook.metadata
-    }
-    findings: dict[str, list[str]] = {}
-    for number, cell in enumerate(notebook.cells, start=1):
-        marks = cell.metadata.get("nbgrader")
-        name = marks.get("grade_id", f"cell {number}") if isinstance(marks, dict) else f"cell {number}"
-        cell.metadata = {"nbgrader": marks} if marks is not None else {}
-        found: list[str] = []
-        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
-        if cell.cell_type == "markdown":
-            found += _safe_markdown(cell, source, trusted_markdown)
-        elif cell.cell_type == "raw":
-            found += active_parts(source)
-            if HTML_LIKE.search(source):
-                cell.source = "[raw cell holding HTML: removed by the grader]"
-        elif cell.cell_type == "code":
-            for output in cell.get("outputs", []):
-                found += _safe_output(output)
-        if found:
-            findings[name] = list(dict.fromkeys(found))
-    return findings
 
 
 def _safe_markdown(cell, source: str, trusted_markdown: Collection[str]) -> list[str]:
@@ -226,16 +301,55 @@ def _safe_markdown(cell, source: str, trusted_markdown: Collection[str]) -> list
                 found += _in_generated(_decoded(value))
     if kept:
         cell.attachments = kept
-    if source in trusted_markdown:
-        return found
-    found += active_parts(source)
-    missing = sorted(set(ATTACHMENT_REFERENCE.findall(source)) - set(kept))
-    if HTML_LIKE.search(source) or found:
-        cell.source = as_text(source, _holds_html(found))
-    elif missing:  # nbconvert refuses to render a notebook whose cell shows an attachment it lacks
-        names = ", ".join(f"`{name}`" for name in missing)
-        cell.source = as_text(source, f"this cell shows attachments it does not carry ({names})")
+    if source not in trusted_markdown:
+        cell.source, active = _safe_markdown_text(source, kept)
+        found += active
     return found
+
+
+def _well_formed_marks(marks) -> bool:
+    return (
+        isinstance(marks, dict)
+        and set(marks) <= NBGRADER_KEYS
+        and all(
+            isinstance(value, bool | int | float)
+            or (isinstance(value, str) and NBGRADER_TEXT.fullmatch(value))
+            for value in marks.values()
+        )
+    )
+
+
+def neutralise(notebook, trusted_markdown: Collection[str] = ()) -> dict[str, list[str]]:
+    """Make `notebook` (an nbformat node) inert in place; return {cell: what was active in it}.
+
+    `trusted_markdown` holds markdown sources that stay as they are (the release's own cells).
+    A cell is named by its nbgrader grade_id, else as "cell N" (counting from 1).
+    """
+    notebook.metadata = {
+        key: notebook.metadata[key] for key in ("kernelspec", "language_info") if key in notebook.metadata
+    }
+    findings: dict[str, list[str]] = {}
+    for number, cell in enumerate(notebook.cells, start=1):
+        marks, found = cell.metadata.get("nbgrader"), []
+        if marks is not None and not _well_formed_marks(marks):
+            marks = None
+            found.append("nbgrader marks with markup")
+        name = marks.get("grade_id", f"cell {number}") if marks else f"cell {number}"
+        cell.metadata = {"nbgrader": marks} if marks is not None else {}
+        source = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        if cell.cell_type == "markdown":
+            found += _safe_markdown(cell, source, trusted_markdown)
+        elif cell.cell_type == "raw":
+            cell.pop("attachments", None)
+            found += active_parts(source)
+            if HTML_LIKE.search(source):
+                cell.source = "[raw cell holding HTML: removed by the grader]"
+        elif cell.cell_type == "code":
+            for output in cell.get("outputs", []):
+                found += _safe_output(output)
+        if found:
+            findings[name] = list(dict.fromkeys(found))
+    return findings
 
 
 def _decoded(value) -> str:

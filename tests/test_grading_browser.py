@@ -79,6 +79,12 @@ MARKDOWN_ATTACKS = {
     # MathJax 2 evaluates every script of this type in the page as its configuration
     "mathjax-config": f'<script type="text/x-mathjax-config">{act("mathjax-config")}</script>',
 }
+# A cell of plain-looking markdown links, no HTML: mistune unescapes `\:` and decodes entities twice,
+# so they render as live javascript: links (found by an adversarial review of the first fix).
+LINKS_ONLY = (
+    f"See [my plot](javascript\\:{act('escaped-javascript-link')}) and "
+    f"[my data](javascript&amp;#58;{act('double-entity-javascript-link')})."
+)
 HOSTILE_ANSWER = "The KL term pulls each code towards the prior.\n\n" + "\n\n".join(MARKDOWN_ATTACKS.values())
 HONEST_ANSWER = (
     "The KL term is $\\mathrm{KL}(q\\,\\|\\,p) = \\frac{1}{2}\\sum_j (\\mu_j^2 + \\sigma_j^2 - 1 - "
@@ -125,6 +131,7 @@ def _hostile_cells() -> list[dict]:
             "outputs": outputs,
             "execution_count": 1,
         },
+        {"id": "hostile-links", "cell_type": "markdown", "metadata": {}, "source": LINKS_ONLY},
         {
             "id": "hostile-raw",
             "cell_type": "raw",

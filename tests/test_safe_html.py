@@ -55,6 +55,12 @@ def render(notebook) -> str:
         ("[notes](javascript:alert(1))", ["javascript: URL"]),
         ("[notes](jav&#x61;script:alert(1))", ["javascript: URL"]),
         ("[notes](java\tscript:alert(1))", ["javascript: URL"]),
+        # what the adversarial review found: mistune unescapes \: and decodes entities twice
+        ("[notes](javascript\\:alert(1))", ["javascript: URL"]),
+        ("[notes](javascript&amp;#58;alert(1))", ["javascript: URL"]),
+        ("[notes](&amp;#106;avascript&amp;colon;alert(1))", ["javascript: URL"]),
+        ("[r][r]\n\n[r]:\n    java&amp;Tab;script\\:alert(1)", ["javascript: URL"]),
+        ("[notes](data\\:text/html,hi)", ["data: URL"]),
         ('<a href="data:text/html,hi">x</a>', ["data: URL"]),
         ('<iframe srcdoc="<script>alert(1)</script>"></iframe>', ["<iframe>", "<script>"]),
         ('<details open ontoggle="alert(1)"><summary>x</summary></details>', ["ontoggle="]),
@@ -72,10 +78,26 @@ def test_active_markdown_is_shown_as_text_and_named(markdown, parts):
     findings = safe_html.neutralise(notebook)
     assert findings == {"cell 1": parts}
     shown = notebook.cells[0].source
-    assert shown.startswith("**Shown as text by the grader:** this cell holds HTML (")
+    assert shown.startswith("**Shown as text by the grader:** this cell holds markup (")
     assert f"```text\n{source}\n```" in shown  # exactly what the student wrote, in a code block
     assert safe_html.active_markup(markdown2html(shown)) == []  # as nbconvert's templates render it
     assert "My answer." in render(notebook)
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "```mermaid\ngraph TD; A-->B\n```",  # mermaid would draw it, with any CSS its init block asks for
+        "<details>more</details>",
+        "<font color=red>red</font>",
+        '<b class="modal-backdrop">x</b>',
+        "`np.where(loss<best)`",  # a browser would not read it as a tag, but the text rule is blunt
+    ],
+)
+def test_markup_plain_markdown_does_not_make_is_shown_as_text_without_a_flag(markdown):
+    notebook = notebook_with(nbformat.v4.new_markdown_cell(markdown))
+    assert safe_html.neutralise(notebook) == {}
+    assert notebook.cells[0].source.startswith("**Shown as text by the grader:** this cell holds markup (")
 
 
 def test_a_fence_is_longer_than_any_backtick_run_in_the_answer():
@@ -84,22 +106,29 @@ def test_a_fence_is_longer_than_any_backtick_run_in_the_answer():
     assert "`````text\n" + source + "\n`````\n" in shown
 
 
-def test_plain_markdown_math_tables_links_and_code_stay_as_written():
-    notebook = notebook_with(nbformat.v4.new_markdown_cell(PLAIN_MARKDOWN))
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        PLAIN_MARKDOWN,
+        "Autolinks <https://arxiv.org/abs/1312.6114> and <me@example.org>; $x < y$ and $a<b$.",
+        "Use <b>bold</b>, a break<br>and H<sub>2</sub>O.",
+        "- [ ] a task\n- [x] done",
+        "In JavaScript: closures; data:train/test.",
+    ],
+)
+def test_plain_markdown_math_tables_links_and_code_stay_as_written(markdown):
+    notebook = notebook_with(nbformat.v4.new_markdown_cell(markdown))
     assert safe_html.neutralise(notebook) == {}
-    assert notebook.cells[0].source == PLAIN_MARKDOWN
-    page = render(notebook)
+    assert notebook.cells[0].source == markdown
+
+
+def test_plain_markdown_renders_its_table_and_link():
+    page = render(notebook_with(nbformat.v4.new_markdown_cell(PLAIN_MARKDOWN)))
     assert "<table>" in page and '<a href="https://arxiv.org/abs/1312.6114">' in page
 
 
-def test_html_that_runs_nothing_is_still_shown_as_text_but_not_flagged():
-    notebook = notebook_with(nbformat.v4.new_markdown_cell("Use <b>bold</b>, and $a<b$."))
-    assert safe_html.neutralise(notebook) == {}
-    assert notebook.cells[0].source.startswith("**Shown as text by the grader:** this cell holds HTML, ")
-
-
 def test_the_release_own_markdown_is_trusted():
-    released = "Course text with <b>HTML</b> the instructor wrote."
+    released = "Course text with <details>HTML</details> the instructor wrote."
     notebook = notebook_with(nbformat.v4.new_markdown_cell(released))
     assert safe_html.neutralise(notebook, trusted_markdown={released}) == {}
     assert notebook.cells[0].source == released
@@ -110,6 +139,13 @@ def test_the_notice_names_what_it_found_in_code_spans_so_it_is_not_markup_again(
     safe_html.neutralise(notebook)
     assert "(`<script>`)" in notebook.cells[0].source
     assert "<script>alert" not in render(notebook)
+
+
+def test_nbgrader_marks_with_markup_are_dropped_and_named():
+    marks = {"grade": True, "solution": True, "points": 1, "grade_id": 'x"><img src=x onerror=alert(1)>'}
+    notebook = notebook_with(nbformat.v4.new_markdown_cell("answer", metadata={"nbgrader": marks}))
+    assert safe_html.neutralise(notebook) == {"cell 1": ["nbgrader marks with markup"]}
+    assert notebook.cells[0].metadata == {}
 
 
 def _output_cell(*outputs) -> nbformat.NotebookNode:
@@ -180,10 +216,11 @@ def test_raw_cells_attachments_tags_and_notebook_metadata():
 
 
 def test_a_missing_attachment_is_shown_as_text_instead_of_stopping_the_page():
-    notebook = notebook_with(nbformat.v4.new_markdown_cell("A figure: ![d](attachment:gone.png)"))
-    assert safe_html.neutralise(notebook) == {}
-    assert "attachments it does not carry (`gone.png`)" in notebook.cells[0].source
-    assert "A figure:" in render(notebook)  # nbconvert raised InvalidNotebook on the original
+    for source in ("A figure: ![d](attachment:gone.png)", "A figure: ![d](attachment\\:gone.png)"):
+        notebook = notebook_with(nbformat.v4.new_markdown_cell(source))
+        assert safe_html.neutralise(notebook) == {}
+        assert "this cell shows an attachment it does not carry" in notebook.cells[0].source
+        assert "A figure:" in render(notebook)  # nbconvert raised InvalidNotebook on the original
 
 
 def test_nbgrader_marks_name_the_cell_and_stay():
@@ -236,3 +273,23 @@ def test_the_policy_is_the_first_thing_in_the_head():
 )
 def test_table_cells_that_would_start_a_formula_are_shown_as_text(value, shown):
     assert spreadsheet_safe(value) == shown
+
+
+def test_html_outputs_cannot_borrow_the_page_classes():
+    cell = _output_cell(
+        _display({"text/html": '<div class="modal-backdrop jp-Dialog" style="color: red">x</div>'})
+    )
+    notebook = notebook_with(cell)
+    assert safe_html.neutralise(notebook) == {}
+    assert notebook.cells[0].outputs[0].data["text/html"] == '<div style="color:red">x</div>'
+
+
+def test_markdown_outputs_follow_the_markdown_rule():
+    cell = _output_cell(
+        _display({"text/markdown": "[x](javascript\\:alert(1))"}), _display({"text/markdown": "**ok**"})
+    )
+    notebook = notebook_with(cell)
+    assert safe_html.neutralise(notebook) == {"cell 1": ["javascript: URL"]}
+    active, plain = notebook.cells[0].outputs
+    assert active.data["text/markdown"].startswith("**Shown as text by the grader:**")
+    assert plain.data["text/markdown"] == "**ok**"
