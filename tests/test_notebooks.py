@@ -6,6 +6,7 @@ the committed files.
 
 from __future__ import annotations
 
+import ast
 import json
 from pathlib import Path
 
@@ -110,3 +111,78 @@ def test_first_cell_installs_the_kit_only_where_it_is_missing(path, repository):
 def test_notebook_reads_mnist_the_default_way_so_colab_and_binder_download_it(path):
     calls = [line for cell in _cells(path) for line in _source(cell).splitlines() if "load_mnist(" in line]
     assert calls and all("load_mnist()" in line for line in calls if "import" not in line)
+
+
+def _figure_helpers() -> set[str]:
+    """The kit's public functions annotated to return a matplotlib Figure."""
+    names = set()
+    for module in (Path(__file__).resolve().parent.parent / "lab_utils").glob("*.py"):
+        for node in ast.parse(module.read_text()).body:
+            if (
+                isinstance(node, ast.FunctionDef)
+                and not node.name.startswith("_")
+                and node.returns is not None
+                and ast.unparse(node.returns).split(".")[-1] == "Figure"
+            ):
+                names.add(node.name)
+    return names
+
+
+def _parse(source: str) -> list[ast.stmt]:
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return ast.parse("\n".join(lines)).body
+
+
+def _figure_calls(source: str, helpers: set[str]) -> int:
+    """How many calls in a cell build a figure when it runs (not those in a function it defines)."""
+    calls, nodes = 0, list(_parse(source))
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda | ast.ClassDef):
+            continue
+        calls += isinstance(node, ast.Call) and ast.unparse(node.func) in helpers
+        nodes.extend(ast.iter_child_nodes(node))
+    return calls
+
+
+def _discarded_figures(source: str, helpers: set[str]) -> list[str]:
+    """Calls in a cell that build a figure and throw it away: a statement that is not the cell's last."""
+    body = _parse(source)
+    return [
+        ast.unparse(statement.value.func)
+        for statement in body[:-1]
+        if isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Call)
+        and ast.unparse(statement.value.func) in helpers
+    ]
+
+
+def test_the_figure_check_finds_a_figure_built_and_not_shown():
+    helpers = {"show_image_rows", "plot_pixel_histogram"}
+    assert _discarded_figures("show_image_rows(a)\nplot_pixel_histogram(b)\n", helpers) == ["show_image_rows"]
+    assert _discarded_figures("display(show_image_rows(a))\nplot_pixel_histogram(b)\n", helpers) == []
+    assert _discarded_figures("figure = show_image_rows(a)\nfigure\n", helpers) == []
+    assert _figure_calls("display(show_image_rows(a))\nplot_pixel_histogram(b)\nprint(1)\n", helpers) == 2
+    assert _figure_calls("def table():\n    display(show_image_rows(a))\n", helpers) == 0
+    assert {"show_image_rows", "plot_loss_curves"} <= _figure_helpers()
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_every_figure_a_cell_builds_is_shown(path):
+    helpers = _figure_helpers()
+    code = [(number, cell) for number, cell in enumerate(_cells(path)) if cell["cell_type"] == "code"]
+    hidden = {
+        f"cell {number}": calls
+        for number, cell in code
+        if (calls := _discarded_figures(_source(cell), helpers))
+    }
+    assert not hidden, f"figures built and never displayed (wrap them in display()): {hidden}"
+    missing = {
+        f"cell {number}": (calls, images)
+        for number, cell in code
+        if (calls := _figure_calls(_source(cell), helpers))
+        > (images := sum("image/png" in output.get("data", {}) for output in cell["outputs"]))
+    }
+    assert not missing, (
+        f"cells with fewer committed images than figures they build (calls, images): {missing}"
+    )

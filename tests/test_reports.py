@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from lab_utils.reports import final_losses, likelihood_table, loss_table
+from lab_utils.reports import (
+    copying_check,
+    final_losses,
+    generated_sets_copying,
+    hardest_and_easiest_digit,
+    likelihood_table,
+    loss_table,
+)
 
 
 def test_final_losses_and_table_report_the_last_epoch():
@@ -44,7 +51,8 @@ def test_likelihood_table_says_which_scores_are_log_likelihoods_and_lists_publis
         "| 140.0 | 137.3 ± 0.8 (K = 1,000) |"
     )
     assert "yes: a probability of binary images" in table[3] and "binarised" in table[3]
-    assert "yes: a density on grey pixels" in table[4] and "continuous bernoulli" in table[4]
+    assert "a density on [0, 1], not a probability: unbounded on pixels at exactly 0" in table[4]
+    assert "continuous bernoulli" in table[4] and "yes" not in table[4]
     assert (
         table[5] == "| VAE, Burda et al. 2016 | 10,000 binarised | bernoulli | yes (published) | — | 86.76 |"
     )
@@ -85,3 +93,52 @@ def test_sampler_table_gives_each_digits_share_of_the_set():
     assert (
         line.startswith("| lab | prior | 25.0% | 0.0% |") and "| 50.0% | 0.70 | 150.0 | 5.00 | 2.50 |" in line
     )
+
+
+def test_hardest_and_easiest_digit_says_how_much_of_the_gap_the_floor_explains():
+    errors = {digit: 100.0 for digit in range(10)} | {2: 192.0, 1: 62.5}
+    floors = {digit: 40.0 for digit in range(10)} | {2: 50.0, 1: 25.6}
+    sentence = hardest_and_easiest_digit(errors, floors)
+    assert sentence.startswith("Digit **2** is the hardest to reconstruct (192.0 nats) and digit **1** the")
+    assert "are 50.0 and 25.6 nats: they explain 24.4 of the 129.5-nat gap; above the floor" in sentence
+    assert sentence.endswith("it is still 105.1 nats.")
+
+
+def test_copying_check_gives_the_three_sets_and_does_not_claim_to_rule_copying_out():
+    results = {
+        key: {"nearest_train_distance": mean, "nearest_train_distance_1pct": low}
+        for key, mean, low in (
+            ("generated", 4.82, 2.56),
+            ("originals", 4.26, 1.25),
+            ("reconstructions", 4.34, 1.68),
+        )
+    }
+    sentence = copying_check(results, 2000)
+    assert (
+        "(the first 2,000 images of each set): generated digits 4.82 on average (closest 1 %: 2.56)"
+        in sentence
+    )
+    assert "real test digits 4.26 (1.25), their reconstructions 4.34 (1.68)" in sentence
+    assert sentence.endswith("this check cannot rule out copying.") and "no sign of copying" not in sentence
+
+
+def test_generated_sets_copying_gives_the_range_the_tail_and_the_limit():
+    rows = [
+        {
+            "nearest_train_distance": 4.82,
+            "nearest_train_distance_1pct": 2.56,
+            "nearest_train_distance_min": 1.90,
+        },
+        {
+            "nearest_train_distance": 4.32,
+            "nearest_train_distance_1pct": 2.10,
+            "nearest_train_distance_min": 1.50,
+        },
+    ]
+    test = [1.0] + [4.0] * 98 + [7.0]
+    sentence = generated_sets_copying(rows, test)
+    assert sentence.startswith(
+        "Mean distances to the nearest training image run from 4.32 to 4.82 (test images 4.00)"
+    )
+    assert "any generated set lie 2.10 or more from a training image (test images 3.97)" in sentence
+    assert "nearest single image at 1.50 (1.00)" in sentence and sentence.endswith("cannot rule out copying.")
