@@ -284,7 +284,8 @@ class ReconstructionBrowser(_Explorer):
         self.facts.value = (
             f"<div style='padding-left:1em'>{label}z_mean = ({shown_code})<br>"
             f"reconstruction loss: {bce:.1f} nats<br>KL: {kl:.2f} nats<br>"
-            f"negative ELBO (at z_mean): {bce + kl:.1f} nats</div>"
+            f"their sum: {bce + kl:.1f} nats (decoded from z_mean, not the −ELBO,<br>"
+            "which averages the reconstruction over codes drawn from q(z|x))</div>"
         )
         return result
 
