@@ -185,9 +185,12 @@ def _active_text(text: str) -> list[str]:
     """What a student's own text (HTML, or markdown with HTML in it) holds that can be active."""
     found = [f"<{tag.lower()}>" for tag in ACTIVE_TAG_TEXT.findall(text)]
     found += [f"on{name.lower()}=" for name in EVENT_HANDLER_TEXT.findall(text)]
-    if SCRIPT_URL.search(INVISIBLE.sub("", html.unescape(text))):
-        found.append("javascript: URL")
-    return found
+    return found + _script_url(text)
+
+
+def _script_url(text: str) -> list[str]:
+    """["javascript: URL"] when `text`, its entities decoded, names one (in maths, MathJax's \\href)."""
+    return ["javascript: URL"] if SCRIPT_URL.search(INVISIBLE.sub("", html.unescape(text))) else []
 
 
 def active_parts(text: str) -> list[str]:
@@ -232,12 +235,11 @@ def _safe_markdown_text(source: str, attachments: dict | None = None) -> tuple[s
     rendered = _render_markdown(source, attachments or {})
     if rendered is None:
         return as_text(source, "this cell shows an attachment it does not carry"), _active_text(source)
-    markup = _markup(rendered)
-    active = markup.active + (_active_text(source) if HTML_LIKE.search(source) else [])
-    if SCRIPT_URL.search(INVISIBLE.sub("", html.unescape(source))):
-        active.append("javascript: URL")  # in maths, MathJax's \href; its Safe extension would refuse it
-    other = markup.other + (_hand_written_markup(source) if HTML_LIKE.search(source) else [])
-    active = list(dict.fromkeys(active))
+    markup, hand_written = _markup(rendered), HTML_LIKE.search(source)
+    active = list(
+        dict.fromkeys(markup.active + (_active_text(source) if hand_written else _script_url(source)))
+    )
+    other = markup.other + (_hand_written_markup(source) if hand_written else [])
     if active or other:
         return as_text(source, _not_rendered(active + other)), active
     return source, []
