@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from lab_utils.losses import LOSS_TERMS
 
 
@@ -170,20 +168,37 @@ def copying_check(results: Mapping[str, Mapping], images: int) -> str:
     )
 
 
-def generated_sets_copying(rows: Sequence[Mapping], test_distances: Sequence[float]) -> str:
-    """A sentence on how far generated sets lie from the training set, beside held-out images, and its limit.
+def memorisation_check(gaps: Mapping[str, Mapping[str, float]], threshold: float = 3.0) -> str:
+    """Sentences on whether each model fits its training images better than held-out ones.
 
-    Each row has `nearest_train_distance` (mean), `_1pct` and `_min`; `test_distances` holds each
-    test image's distance to its nearest training image.
+    `gaps` maps a model's name to its `metrics.memorisation_gap`; a gap counts as a difference
+    only beyond `threshold` standard errors.
     """
-    test = np.asarray(test_distances, dtype=float)
-    means = [row["nearest_train_distance"] for row in rows]
-    closest = min(row["nearest_train_distance_1pct"] for row in rows)
-    nearest = min(row["nearest_train_distance_min"] for row in rows)
-    return (
-        f"Mean distances to the nearest training image run from {min(means):.2f} to {max(means):.2f} "
-        f"(test images {test.mean():.2f}); the closest 1 % of any generated set lie {closest:.2f} or more "
-        f"from a training image (test images {np.percentile(test, 1):.2f}), and the nearest single image at "
-        f"{nearest:.2f} ({test.min():.2f}). These would show exact or near-exact copies, not blurred ones: "
-        "they cannot rule out copying."
-    )
+    first = next(iter(gaps.values()))
+    sentences = [
+        f"Memorisation check (negative ELBO of each image, {first['train_images']:,} training images "
+        f"against {first['heldout_images']:,} test images; a gap counts beyond {threshold:g} standard "
+        "errors; the kit's tests check that it flags a VAE that memorised 256 training images):"
+    ]
+    for name, gap in gaps.items():
+        difference, error = gap["gap"], gap["standard_error"]
+        scores = f"({gap['train']:.1f} against {gap['heldout']:.1f} nats)"
+        if difference > threshold * error:
+            verdict = (
+                f"training images score {difference:.1f} ± {error:.1f} nats better than test images "
+                f"{scores}: it fits the images it was trained on more closely than unseen ones, which "
+                "is overfitting, and at its extreme memorisation."
+            )
+        elif difference < -threshold * error:
+            verdict = (
+                f"test images score {-difference:.1f} ± {error:.1f} nats better than training images "
+                f"{scores}: the two sets differ (MNIST's test digits come from other writers), which is "
+                "no sign of memorisation."
+            )
+        else:
+            verdict = (
+                f"the gap is {difference:+.1f} ± {error:.1f} nats {scores}, no difference this check "
+                "can detect: no sign that it memorised its training images."
+            )
+        sentences.append(f"{name}: {verdict}")
+    return " ".join(sentences)

@@ -7,10 +7,10 @@ import pytest
 from lab_utils.reports import (
     copying_check,
     final_losses,
-    generated_sets_copying,
     hardest_and_easiest_digit,
     likelihood_table,
     loss_table,
+    memorisation_check,
 )
 
 
@@ -122,23 +122,26 @@ def test_copying_check_gives_the_three_sets_and_does_not_claim_to_rule_copying_o
     assert sentence.endswith("this check cannot rule out copying.") and "no sign of copying" not in sentence
 
 
-def test_generated_sets_copying_gives_the_range_the_tail_and_the_limit():
-    rows = [
-        {
-            "nearest_train_distance": 4.82,
-            "nearest_train_distance_1pct": 2.56,
-            "nearest_train_distance_min": 1.90,
-        },
-        {
-            "nearest_train_distance": 4.32,
-            "nearest_train_distance_1pct": 2.10,
-            "nearest_train_distance_min": 1.50,
-        },
-    ]
-    test = [1.0] + [4.0] * 98 + [7.0]
-    sentence = generated_sets_copying(rows, test)
-    assert sentence.startswith(
-        "Mean distances to the nearest training image run from 4.32 to 4.82 (test images 4.00)"
+def _gap(difference: float, error: float) -> dict:
+    return {
+        "train": 150.0,
+        "heldout": 150.0 + difference,
+        "gap": difference,
+        "standard_error": error,
+        "train_images": 10_000,
+        "heldout_images": 10_000,
+    }
+
+
+def test_memorisation_check_has_a_verdict_for_each_side_of_three_standard_errors():
+    gaps = {"A": _gap(3.1, 1.0), "B": _gap(2.9, 1.0), "C": _gap(-3.1, 1.0), "D": _gap(-2.9, 1.0)}
+    sentences = memorisation_check(gaps)
+    assert sentences.startswith("Memorisation check (negative ELBO of each image, 10,000 training images")
+    assert "A: training images score 3.1 ± 1.0 nats better than test images (150.0 against 153.1" in sentences
+    assert "B: the gap is +2.9 ± 1.0 nats (150.0 against 152.9 nats), no difference this" in sentences
+    assert "C: test images score 3.1 ± 1.0 nats better than training images" in sentences
+    assert "D: the gap is -2.9 ± 1.0 nats" in sentences
+    assert (
+        sentences.count("no sign that it memorised") == 2
+        and sentences.count("at its extreme memorisation.") == 1
     )
-    assert "any generated set lie 2.10 or more from a training image (test images 3.97)" in sentence
-    assert "nearest single image at 1.50 (1.00)" in sentence and sentence.endswith("cannot rule out copying.")
