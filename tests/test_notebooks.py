@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,65 @@ def test_every_figure_a_cell_builds_is_shown(path):
     assert not missing, (
         f"cells with fewer committed images than figures they build (calls, images): {missing}"
     )
+
+
+_POINTER = re.compile(
+    r"\b(?:figures?|plots?|bars|histograms?|maps?|grid|rows?|images?)\s+(above|below)\b"
+    r"|\bthe (?:figure|plot|map|histogram|bars) (?:shows?|(above|below))\b",
+    re.IGNORECASE,
+)
+
+
+def _pointed_at_figures_missing(cells: list[dict]) -> list[str]:
+    """Markdown that points at a figure ("the figure below", "the bars above") with no image there.
+
+    "below" and "the figure shows" look in the code cells up to the next heading; "above" in
+    every code cell before.
+    """
+
+    def images(cell: dict) -> int:
+        return sum("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+
+    missing = []
+    for number, cell in enumerate(cells):
+        if cell["cell_type"] != "markdown":
+            continue
+        for match in _POINTER.finditer(_source(cell)):
+            if "above" in match.group(0).lower():
+                found = any(images(earlier) for earlier in cells[:number])
+            else:
+                later = []
+                for following in cells[number + 1 :]:
+                    if following["cell_type"] == "markdown" and _source(following).lstrip().startswith("#"):
+                        break
+                    later.append(following)
+                found = any(images(following) for following in later)
+            if not found:
+                missing.append(f"cell {number}: {match.group(0)!r}")
+    return missing
+
+
+def test_the_pointer_check_finds_a_figure_the_text_promises_and_no_cell_shows():
+    def markdown(text):
+        return {"cell_type": "markdown", "source": text}
+
+    def code(pictures):
+        return {"cell_type": "code", "source": "", "outputs": [{"data": {"image/png": ""}}] * pictures}
+
+    assert _pointed_at_figures_missing([markdown("The figure shows it."), code(0)]) == [
+        "cell 0: 'The figure shows'"
+    ]
+    assert _pointed_at_figures_missing([markdown("The figure shows it."), code(1)]) == []
+    assert _pointed_at_figures_missing([markdown("The plot below"), markdown("## Next"), code(1)]) == [
+        "cell 0: 'The plot below'"
+    ]
+    assert _pointed_at_figures_missing([code(1), markdown("## Observations\nThe bars above show")]) == []
+    assert _pointed_at_figures_missing([code(0), markdown("The bars above show")]) == [
+        "cell 1: 'The bars above'"
+    ]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_every_figure_the_text_points_at_is_shown(path):
+    missing = _pointed_at_figures_missing(_cells(path))
+    assert not missing, f"text points at a figure that no cell there shows: {missing}"
