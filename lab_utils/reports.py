@@ -192,8 +192,7 @@ def memorisation_check(gaps: Mapping[str, Mapping[str, float]], threshold: float
         elif difference < -threshold * error:
             verdict = (
                 f"test images score {-difference:.1f} ± {error:.1f} nats better than training images "
-                f"{scores}: the two sets differ (MNIST's test digits come from other writers), which is "
-                "no sign of memorisation."
+                f"{scores}: the model fits images it has not seen better, the opposite of memorisation."
             )
         else:
             verdict = (
