@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from statistics import NormalDist
 
@@ -60,16 +61,20 @@ def show_image_rows(
         raise ValueError(
             f"every row needs the same, non-zero number of images; got {[len(r) for r in rows]}."
         )
-    figure = Figure(figsize=(1.1 * n + 1.2, 1.25 * len(rows) + 0.6), layout="constrained")
+    # Row labels read across, wrapped to the left of their row: a long label standing on its
+    # side would run into the next row's.
+    labels = [label if "\n" in label else "\n".join(textwrap.wrap(label, 18)) for label in row_labels]
+    lines = max(label.count("\n") + 1 for label in labels)
+    figure = Figure(figsize=(1.1 * n + 2.0, max(1.25, 0.25 * lines) * len(rows) + 0.6), layout="constrained")
     axes = np.asarray(figure.subplots(len(rows), n, squeeze=False))
-    for r, (row, label) in enumerate(zip(rows, row_labels)):
+    for r, (row, label) in enumerate(zip(rows, labels)):
         for c in range(n):
             axis = axes[r, c]
             axis.imshow(row[c], cmap="gray_r", vmin=0.0, vmax=1.0)
             axis.set_xticks([])
             axis.set_yticks([])
             if c == 0:
-                axis.set_ylabel(label)
+                axis.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
             if r == 0 and column_labels:
                 axis.set_title(str(column_labels[c]), fontsize=9)
     figure.suptitle(title)
@@ -324,10 +329,15 @@ def plot_aggregate_posterior(log_q, log_p, extent) -> Figure:
     )
     figure.colorbar(shown, ax=left, label="log q(z) (nats)")
     left.set_title("Where the codes are: aggregate posterior q(z)")
-    ratio = np.clip(log_q - log_p, -5, 5).reshape(side, side)
-    shown = right.imshow(ratio, extent=extent, cmap="RdBu_r", vmin=-5, vmax=5)
+    far = log_p < log_p.max() - 8  # |z| > 4: the prior has almost no mass there either
+    ratio = np.where(far, np.nan, np.clip(log_q - log_p, -5, 5)).reshape(side, side)
+    colours = matplotlib.colormaps["RdBu_r"].with_extremes(bad="lightgrey")
+    shown = right.imshow(ratio, extent=extent, cmap=colours, vmin=-5, vmax=5)
     figure.colorbar(shown, ax=right, label="log q(z) − log p(z) (nats, clipped at ±5)")
-    right.set_title("Red: codes crowd; blue: the prior has mass, the codes do not")
+    right.set_title(
+        "Red: codes crowd; blue: the prior has mass, the codes do not\n"
+        "(grey: |z| > 4, where the prior has almost none)"
+    )
     for axis in (left, right):
         _prior_circles(axis)
         axis.set_xlabel("z[0]")

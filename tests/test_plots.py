@@ -25,6 +25,7 @@ from lab_utils.plots import (
     plot_shared_regions,
     plot_traversals,
     show_digits_per_class,
+    show_image_rows,
     show_prior_samples,
     show_reconstructions,
 )
@@ -233,6 +234,18 @@ def test_aggregate_posterior_maps_show_the_ratio_clipped_and_labelled():
         plot_aggregate_posterior(np.zeros(15), np.zeros(15), (-3, 3, -3, 3))
 
 
+def test_aggregate_posterior_leaves_where_the_prior_has_no_mass_out_of_the_blue():
+    grid, extent = code_grid(np.zeros((2, 2)), points=9)  # corners beyond |z| = 4
+    grid = grid * 6 / np.abs(grid).max()
+    log_p = -0.5 * np.sum(grid**2, axis=1) - np.log(2 * np.pi)
+    figure = plot_aggregate_posterior(log_p - 20, log_p, extent)  # codes nowhere: all ratios -20
+    ratio = figure.axes[1].get_images()[0].get_array()
+    far = (np.sum(grid**2, axis=1) > 16).reshape(9, 9)
+    assert far.any() and (~far).any()
+    assert np.ma.getmaskarray(ratio)[far].all() or np.isnan(np.asarray(ratio)[far]).all()
+    assert (np.asarray(ratio)[~far] == -5).all()  # blue only where the prior has mass
+
+
 def test_shared_regions_shade_only_the_pair_and_scatter_their_codes():
     grid, extent = code_grid(np.zeros((2, 2)), points=4)
     digits = np.array([4, 9, 1, 1] * 4)
@@ -266,3 +279,23 @@ def test_traversal_moves_one_dimension_and_keeps_the_others_at_the_anchor(vae):
     np.testing.assert_allclose(second, vae.decode_images([[0.5, 2.0]])[0], atol=1e-6)
     with pytest.raises(ValueError, match="anchor has 3 numbers"):
         plot_traversals(vae, np.zeros(3), dimensions=[0])
+
+
+def test_image_rows_keep_long_row_labels_apart():
+    """07's six rows are labelled like "latent 2 (lab model), mixture on μ(x)": stood on their side
+    in a 1.25-inch row, such labels ran into each other."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    names = [f"latent {d} (lab model), {s}" for d in (2, 8, 20) for s in ("prior N(0, I)", "mixture on μ(x)")]
+    figure = show_image_rows([np.zeros((10, 784))] * len(names), names, title="Ten digits")
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    first_column = [axis for axis in figure.axes if axis.get_ylabel()]
+    boxes = [axis.yaxis.label.get_window_extent(renderer) for axis in first_column]
+    assert [axis.get_ylabel().replace("\n", " ") for axis in first_column] == names
+    for upper, lower in zip(boxes, boxes[1:]):
+        assert lower.y1 <= upper.y0, "row labels overlap"
+    for box, axis in zip(boxes, first_column):
+        assert (
+            box.x1 <= axis.get_window_extent(renderer).x0 and box.x0 >= 0
+        )  # beside the row, inside the figure
