@@ -42,3 +42,7 @@ def _import_tensorflow_quietly() -> None:
 
 
 _import_tensorflow_quietly()
+
+# The kit's model classes register themselves with Keras when lab_utils.models is imported, so
+# that `import lab_utils` is enough for keras.saving.load_model to open a saved VAE.
+from lab_utils import models as _models  # noqa: E402, F401

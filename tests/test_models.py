@@ -148,6 +148,18 @@ def test_trained_vae_round_trips_through_keras_file_in_safe_mode(trained_vae, sa
     assert int(loaded.optimizer.iterations) == 6
 
 
+def test_import_lab_utils_is_enough_to_load_a_saved_vae(saved_vae):
+    """A fresh Python that imports only lab_utils and keras opens the file (before: "Could not
+    locate class 'VAE'", as the model classes were registered only by importing lab_utils.models)."""
+    import subprocess
+    import sys
+
+    script = f"import lab_utils, keras; print(type(keras.saving.load_model({str(saved_vae)!r})).__name__)"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "VAE"
+
+
 def test_a_reloaded_vae_is_used_without_keras_warnings(trained_vae, saved_vae):
     """Keras 3.10 (Colab) and newer reload one-input models differently; the kit's calls suit both."""
     from lab_utils.latent import encode_means
