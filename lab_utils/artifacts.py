@@ -36,6 +36,21 @@ def artifacts_dir(mode: str | None = None) -> Path:
     return _writable_root(base / "artifacts") / mode
 
 
+def shown_path(path: str | os.PathLike) -> str:
+    """`path` as a message shows it: relative to the kit's folder (or the working one), else from ~.
+
+    Stored in a notebook's output, an absolute path names the machine that made the run and
+    means nothing to the student or instructor who reads it.
+    """
+    path = Path(path)
+    checkout = Path(__file__).resolve().parent.parent
+    for base in (checkout if (checkout / "pyproject.toml").is_file() else None, Path.cwd()):
+        if base is not None and path.is_relative_to(base.resolve()):
+            return str(path.relative_to(base.resolve()))
+    home = Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) else str(path)
+
+
 @functools.cache
 def _writable_root(preferred: Path) -> Path:
     """`preferred` if this user can create and write it, else the user's data folder for the kit."""
@@ -44,7 +59,8 @@ def _writable_root(preferred: Path) -> Path:
         return preferred
     fallback = Path(platformdirs.user_data_dir("vae-lab")) / "artifacts"
     print(
-        f"{preferred} is not writable; trained models go to {fallback} (set {ARTIFACTS_VARIABLE} to choose)."
+        f"{shown_path(preferred)} is not writable; trained models go to {shown_path(fallback)} "
+        f"(set {ARTIFACTS_VARIABLE} to choose)."
     )
     return fallback
 
@@ -88,7 +104,7 @@ def load_or_make(
         record = {**record, "settings": settings}
         write_atomically(path, model.save)
         write_atomically(record_path(path), lambda target: target.write_text(json.dumps(record, indent=1)))
-        print(f"Saved the trained model to {path}.")
+        print(f"Saved the trained model to {shown_path(path)}.")
         return model, record
 
 
@@ -120,14 +136,14 @@ def _load_if_current(path: Path, settings: dict) -> tuple[keras.Model, dict] | N
         move_aside(record_file, error)
         return None
     if saved.get("settings") != settings:
-        print(f"{path} was trained with other settings ({saved.get('settings')}); training anew.")
+        print(f"{shown_path(path)} was trained with other settings ({saved.get('settings')}); training anew.")
         return None
     try:
         model = keras.models.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many kinds for a damaged or foreign file
         move_aside(path, error)
         return None
-    print(f"Loaded the trained model from {path} (pass retrain=True to train again).")
+    print(f"Loaded the trained model from {shown_path(path)} (pass retrain=True to train again).")
     return model, saved
 
 
@@ -143,6 +159,6 @@ def move_aside(path: Path, error: Exception, then: str = "training anew", into: 
         target = folder / f"{path.name}.damaged.{number}"
     os.replace(path, target)
     reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
-    shown = target.name if into is None else target
-    print(f"{path} could not be read ({reason}); moved it to {shown} and {then}.")
+    shown = target.name if into is None else shown_path(target)
+    print(f"{shown_path(path)} could not be read ({reason}); moved it to {shown} and {then}.")
     return target

@@ -12,6 +12,7 @@ from lab_utils.artifacts import artifacts_dir, load_or_make
 from lab_utils.config import RunConfig
 from lab_utils.data import IMAGE_SIZE, N_PIXELS, check_images
 from lab_utils.metrics import frechet_distance, nearest_training_images
+from lab_utils.progress import Progress
 
 JUDGE_FILE = "digit_classifier.keras"
 
@@ -123,10 +124,11 @@ def compare_sets(
 
     Each set gets `judge_images`' figures (accuracy against the originals' labels, none for
     generated images) and the distance from each image to its nearest training image, its
-    mean and its 1st percentile (copying check: near-copies show in the lower tail, to be read
-    against the originals, which are held out). The copying check searches the first
-    `copy_check` images of each set (None: all of them). `progress` shows a bar that advances
-    as each set is done.
+    mean and its 1st percentile, read against the originals, which are held out. Exact or
+    near-exact copies would show in the lower tail; blurred copies would not (see
+    `metrics.memorisation_gap` for a check that can catch them). The distances are searched for
+    the first `copy_check` images of each set (None: all of them). `progress` prints a line that
+    advances as each set is done.
     """
     if copy_check is not None and (
         isinstance(copy_check, bool) or not isinstance(copy_check, int) or copy_check < 1
@@ -134,7 +136,7 @@ def compare_sets(
         raise ValueError(f"copy_check={copy_check!r} must be a positive number of images, or None for all.")
     reference = classifier_features(classifier, originals)
     sets = {"originals": originals, "reconstructions": reconstructions, "generated": generated}
-    bar = keras.utils.Progbar(len(sets), unit_name="set") if progress else None
+    bar = Progress(len(sets), "judging " + ", ".join(sets)) if progress else None
     results = {}
     for done, (name, images) in enumerate(sets.items(), start=1):
         images = check_images(images, name)

@@ -8,6 +8,7 @@ import numpy as np
 from lab_utils.data import check_images
 from lab_utils.latent import encode_means
 from lab_utils.losses import kl_divergence, reconstruction_loss
+from lab_utils.progress import Progress
 
 
 def evaluate_elbo(vae, images, labels=None, batch_size: int = 1000) -> dict[str, float]:
@@ -113,7 +114,7 @@ def importance_log_likelihood(
     rng = np.random.default_rng(seed)
     given = proposal or (np.zeros((len(images), latent_dim), "float32"),) * 2  # unused without a proposal
     estimates = []
-    bar = keras.utils.Progbar(len(images), unit_name="image") if progress else None
+    bar = Progress(len(images), f"IWAE, K = {samples:,}, {len(images):,} images") if progress else None
     for start in range(0, len(images), per_batch):
         batch = [part[start : start + per_batch] for part in (images, labels, *given)]
         if len(batch[0]) < per_batch:  # keep one compiled shape: pad, then drop the padding

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from lab_utils.artifacts import ARTIFACTS_VARIABLE as VARIABLE
-from lab_utils.artifacts import artifacts_dir, record_path
+from lab_utils.artifacts import artifacts_dir, record_path, shown_path
 from lab_utils.models import build_vae
 from lab_utils.training import train_or_load
 
@@ -181,11 +181,27 @@ def test_a_read_only_kit_keeps_its_models_in_the_users_data_folder(tmp_path):
     *said, folder = done.stdout.strip().splitlines()
     assert folder == str(home / "data" / "vae-lab" / "artifacts" / "fast")
     fallback = Path(folder).parent
-    assert said == [
-        f"{REPO / 'artifacts'} is not writable; trained models go to {fallback} (set {VARIABLE} to choose)."
+    assert fallback == home / "data" / "vae-lab" / "artifacts"
+    assert said == [  # paths as the kit shows them: from the kit's folder, or from ~
+        "artifacts is not writable; trained models go to ~/data/vae-lab/artifacts "
+        f"(set {VARIABLE} to choose)."
     ]
 
 
 def test_a_writable_checkout_keeps_artifacts_beside_the_kit(monkeypatch):
     monkeypatch.delenv("VAE_LAB_ARTIFACTS", raising=False)
     assert artifacts_dir("fast") == REPO / "artifacts" / "fast"
+
+
+def test_messages_show_paths_relative_to_the_kit_or_home_not_the_machines(
+    tmp_path, monkeypatch, capsys, random_images
+):
+    """Stored in a notebook, "Saved the trained model to /home/runner/…" named the machine of the run."""
+    kit = Path(__file__).resolve().parent.parent
+    assert shown_path(kit / "artifacts" / "full" / "vae_lab.keras") == "artifacts/full/vae_lab.keras"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert shown_path(tmp_path / "home" / "models" / "a.keras") == "~/models/a.keras"
+    assert shown_path("/opt/elsewhere/a.keras") == "/opt/elsewhere/a.keras"
+    monkeypatch.chdir(tmp_path)
+    _train(tmp_path / "runs" / "vae.keras", random_images)
+    assert "Saved the trained model to runs/vae.keras." in capsys.readouterr().out
