@@ -66,6 +66,27 @@ def conditional_verdict(unconditional_log_px: float, conditional_log_px: float, 
     return text + "which leaves at most half the gap: the label's information accounts for most of it."
 
 
+SPREAD_MEASURES = {  # the measures notebook 05's seed spread covers: (name, format, sign for "better")
+    "log_px": ("IWAE −log p(x)", "{:.1f}", 1),
+    "frechet_distance": ("FD", "{:.1f}", -1),
+    "mean_confidence": ("sample confidence", "{:.2f}", 1),
+}
+
+
+def spread_comparison(row: Mapping, base: Mapping, spread: Mapping[str, float]) -> str:
+    """Each measure of `row` against `base`, and whether the difference is within that measure's spread."""
+    parts = []
+    for key, (name, number, better) in SPREAD_MEASURES.items():
+        difference = row[key] - base[key]
+        side = "better" if difference * better > 0 else "worse"
+        shown = number.format(abs(difference))
+        parts.append(
+            f"{name} {side} by {shown} ({_against(difference, spread[key])} its spread of "
+            f"{number.format(spread[key])})"
+        )
+    return "Against the dense model: " + "; ".join(parts) + "."
+
+
 def experiments_observations(rows: Mapping[str, Mapping], spread: Mapping[str, float]) -> str:
     """Notebook 05's Observations from its rows (by experiment name) and the seed-to-seed spread."""
     l2, l20 = rows["dense, latent 2"], rows["dense, latent 20"]
@@ -99,8 +120,9 @@ def experiments_observations(rows: Mapping[str, Mapping], spread: Mapping[str, f
     convolutional = (
         f"**Convolutional.** −ELBO {conv['negative_elbo']:.1f} against {l2['negative_elbo']:.1f} for the "
         f"dense model, a difference of {conv_gap:.1f} nats, {_against(conv_gap, noise)} the seed-to-seed "
-        f"spread; {conv['train_seconds']:.0f} s of training against {l2['train_seconds']:.0f} s (each timed "
-        "when that model was trained)."
+        f"spread. {spread_comparison(conv, l2, spread)} Digits covered: {conv['digits_covered']}/10 "
+        f"against {l2['digits_covered']}/10. {conv['train_seconds']:.0f} s of training against "
+        f"{l2['train_seconds']:.0f} s (each timed when that model was trained)."
     )
     conditional = (
         "**Conditional.** Asked for a digit, the conditional VAE draws one the classifier reads as that "

@@ -19,6 +19,7 @@ from lab_utils.observations import (
     prior_and_mixture_observation,
     remedies_observation,
     shared_regions_observation,
+    spread_comparison,
     wider_code_observation,
 )
 
@@ -33,6 +34,8 @@ def _row(negative_elbo, kl=5.0, **extra):
         "accuracy": 0.99,
         "log_px": -negative_elbo + 2,
         "beta": 1.0,
+        "mean_confidence": 0.7,
+        "digits_covered": 7,
         **extra,
     }
 
@@ -49,7 +52,7 @@ def _experiment_rows(beta_half=156.1, conv=155.0):
 
 
 def test_experiments_say_within_or_beyond_the_seed_spread_and_name_the_best_beta_unless_tied():
-    spread = {"negative_elbo": 1.1, "frechet_distance": 14.1}
+    spread = {"negative_elbo": 1.1, "frechet_distance": 14.1, "log_px": 1.7, "mean_confidence": 0.04}
     text = experiments_observations(_experiment_rows(), spread)
     assert "The lowest −ELBO is **β = 1**'s; β = 0.5 and β = 1 differ by 0.1 nats, within the seed" in text
     assert "a difference of 1.0 nats, within the seed-to-seed spread" in text
@@ -58,6 +61,21 @@ def test_experiments_say_within_or_beyond_the_seed_spread_and_name_the_best_beta
     tie = experiments_observations(_experiment_rows(beta_half=156.0), spread)
     assert "The lowest −ELBO" not in tie and "differ by 0.0 nats, within" in tie
     assert text.startswith("- **Latent dimension.** Going from 2 to 20") and text.count("\n- ") == 3
+
+
+def test_spread_comparison_says_better_or_worse_and_within_or_beyond_for_each_measure():
+    dense = _row(156.0)
+    conv = _row(155.0) | {"log_px": dense["log_px"] + 1.8, "frechet_distance": 120.4, "mean_confidence": 0.81}
+    spread = {"log_px": 1.7, "frechet_distance": 14.1, "mean_confidence": 0.038}
+    assert spread_comparison(conv, dense, spread) == (
+        "Against the dense model: IWAE −log p(x) better by 1.8 (beyond its spread of 1.7); FD worse by 20.4 "
+        "(beyond its spread of 14.1); sample confidence better by 0.11 (beyond its spread of 0.04)."
+    )
+    close = _row(155.0) | {"log_px": dense["log_px"] - 1.0, "frechet_distance": 90.0, "mean_confidence": 0.69}
+    assert spread_comparison(close, dense, spread) == (
+        "Against the dense model: IWAE −log p(x) worse by 1.0 (within its spread of 1.7); FD better by 10.0 "
+        "(within its spread of 14.1); sample confidence worse by 0.01 (within its spread of 0.04)."
+    )
 
 
 def test_the_conditional_verdict_has_three_outcomes():
