@@ -49,6 +49,15 @@ def _as_images(images, name: str) -> np.ndarray:
     return images
 
 
+def _wrapped(label: str, width: int) -> str:
+    """`label` on lines of about `width` characters, never broken inside brackets ("N(0, I)")."""
+    depth, protected = 0, []
+    for character in label:
+        depth += (character == "(") - (character == ")")
+        protected.append("\u00a0" if character == " " and depth > 0 else character)
+    return "\n".join(textwrap.wrap("".join(protected), width)).replace("\u00a0", " ")
+
+
 def show_image_rows(
     rows: Sequence, row_labels: Sequence[str], title: str, column_labels: Sequence[str] = ()
 ) -> Figure:
@@ -63,7 +72,7 @@ def show_image_rows(
         )
     # Row labels read across, wrapped to the left of their row: a long label standing on its
     # side would run into the next row's.
-    labels = [label if "\n" in label else "\n".join(textwrap.wrap(label, 18)) for label in row_labels]
+    labels = [label if "\n" in label else _wrapped(label, 20) for label in row_labels]
     lines = max(label.count("\n") + 1 for label in labels)
     figure = Figure(figsize=(1.1 * n + 2.0, max(1.25, 0.25 * lines) * len(rows) + 0.6), layout="constrained")
     axes = np.asarray(figure.subplots(len(rows), n, squeeze=False))

@@ -293,6 +293,7 @@ def test_image_rows_keep_long_row_labels_apart():
     first_column = [axis for axis in figure.axes if axis.get_ylabel()]
     boxes = [axis.yaxis.label.get_window_extent(renderer) for axis in first_column]
     assert [axis.get_ylabel().replace("\n", " ") for axis in first_column] == names
+    assert all("N(0, I)" in axis.get_ylabel() for axis in first_column[::2])  # not broken inside brackets
     for upper, lower in zip(boxes, boxes[1:]):
         assert lower.y1 <= upper.y0, "row labels overlap"
     for box, axis in zip(boxes, first_column):
