@@ -249,3 +249,32 @@ def test_the_pointer_check_finds_a_figure_the_text_promises_and_no_cell_shows():
 def test_every_figure_the_text_points_at_is_shown(path):
     missing = _pointed_at_figures_missing(_cells(path))
     assert not missing, f"text points at a figure that no cell there shows: {missing}"
+
+
+_MACHINE_PATH = re.compile(r"(?<![\w.~])(?:/(?:home|Users|work|tmp|root|opt|mnt|var|srv)/|[A-Z]:\\)")
+
+
+def _stored_text(cell: dict) -> str:
+    """Every text a cell's stored outputs hold: streams, plain text, HTML, Markdown (not images)."""
+    parts = []
+    for output in cell.get("outputs", []):
+        parts.append("".join(output.get("text", "")))
+        for kind, value in output.get("data", {}).items():
+            if kind.startswith("text/"):
+                parts.append("".join(value))
+        parts.extend(output.get("traceback", []))
+    return "\n".join(parts)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_stored_outputs_read_cleanly_outside_jupyterlab(path):
+    """What a repository host or an HTML export shows: no terminal escape codes (Keras' progress bars
+    and rich summaries stored 3,700 of them), no absolute path of the machine that made the run."""
+    escaped = [number for number, cell in enumerate(_cells(path)) if "\x1b[" in _stored_text(cell)]
+    assert not escaped, f"cells whose outputs hold terminal escape codes: {escaped}"
+    machine = {
+        number: _MACHINE_PATH.search(text).group(0)
+        for number, cell in enumerate(_cells(path))
+        if _MACHINE_PATH.search(text := _stored_text(cell))
+    }
+    assert not machine, f"cells whose outputs name a path of the machine that ran them: {machine}"
