@@ -28,26 +28,26 @@ lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 run: $(STAMP)
-	VAE_LAB_MODE=full VAE_LAB_RETRAIN=1 $(BIN)/python scripts/run_notebooks.py --write --html build/html
+	VAE_LAB_MODE=full VAE_LAB_RETRAIN=1 $(BIN)/vae-lab run --write --html build/html
 
 html: $(STAMP)
-	$(BIN)/python scripts/run_notebooks.py --html-only build/html
+	$(BIN)/vae-lab html build/html
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
 test-stacks: $(STAMP)
-	$(BIN)/python scripts/run_stacks.py
+	$(BIN)/vae-lab stacks
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 release: $(STAMP)
-	$(BIN)/python scripts/classroom.py release
+	$(BIN)/vae-lab release
 
 grade: $(STAMP)
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=DIR  (DIR holds one folder of notebooks per student)"; exit 2; }
-	$(BIN)/python scripts/classroom.py grade "$(SUBMISSIONS)"
+	$(BIN)/vae-lab grade "$(SUBMISSIONS)"
 
 clean:
 	rm -rf build .pytest_cache

@@ -23,8 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-KIT = Path(__file__).resolve().parent.parent
-SCRIPT = KIT / "scripts" / "classroom.py"
+VAE_LAB = [sys.executable, "-m", "vae_lab.cli"]
 PHASES = re.compile(r"sandboxed checks ([\d.]+) s, nbgrader autograde ([\d.]+) s .*, feedback ([\d.]+) s")
 
 
@@ -35,7 +34,7 @@ def children_cpu() -> float:
 
 def grade(course: Path, submissions: Path, jobs: int) -> dict:
     cpu, started = children_cpu(), time.monotonic()
-    command = [sys.executable, str(SCRIPT), "--course", str(course), "grade", str(submissions), "--all"]
+    command = [*VAE_LAB, "grade", str(submissions), "--all", "--course", str(course)]
     result = subprocess.run([*command, "--jobs", str(jobs)], capture_output=True, text=True)
     wall, cpu = time.monotonic() - started, children_cpu() - cpu
     if result.returncode != 0:
@@ -50,9 +49,7 @@ def main() -> None:
     count = parser.parse_args().students
     with tempfile.TemporaryDirectory() as scratch:
         course, submissions = Path(scratch) / "course", Path(scratch) / "submissions"
-        subprocess.run(
-            [sys.executable, str(SCRIPT), "--course", str(course), "release"], check=True, capture_output=True
-        )
+        subprocess.run([*VAE_LAB, "release", "--course", str(course)], check=True, capture_output=True)
         for number in range(count):
             folder = submissions / f"student{number:03d}"
             shutil.copytree(course / "source" / "vae-lab", folder)

@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SCRIPT = REPO / "scripts" / "classroom.py"
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
 AUTOGRADED_POINTS = 9  # five self-check cells: 2 + 2 + 1 + 2 + 2
 MANUAL_POINTS = 2  # the written observation in notebook 02
@@ -37,7 +36,7 @@ if shutil.which("bwrap") is None:
 
 def classroom(*arguments: str, course: Path, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, str(SCRIPT), "--course", str(course), *arguments],
+        [sys.executable, "-m", "vae_lab.cli", *arguments, "--course", str(course)],
         capture_output=True,
         text=True,
         env=env,
@@ -118,9 +117,7 @@ def test_grade_explains_bad_input(course, tmp_path):
     refused = classroom("grade", str(tmp_path), course=course, env=no_bubblewrap)
     assert refused.returncode == 2 and "bubblewrap" in refused.stderr and "--unsafe" in refused.stderr
     unreleased = classroom("grade", str(tmp_path), course=tmp_path / "empty-course")
-    assert (
-        unreleased.returncode == 2 and "run `python scripts/classroom.py release` first" in unreleased.stderr
-    )
+    assert unreleased.returncode == 2 and "run `vae-lab release` first" in unreleased.stderr
 
 
 def _edit(path: Path, grade_id: str, source: str | None) -> None:

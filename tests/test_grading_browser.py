@@ -6,7 +6,7 @@ notebook 02 carries every kind of active content below: in the written answer, i
 a raw cell, an attachment, a cell tag and the notebook's title. Then Chromium opens, as an
 instructor or a student would: the hostile student's page in nbgrader's Formgrader (served by
 Jupyter with the course's own nbgrader_config.py), both students' feedback, and an HTML export
-of the hostile notebook (`scripts/run_notebooks.py --html-only`). Every attack calls
+of the hostile notebook (`vae-lab html`). Every attack calls
 `fetch('/pwned/<kind>')` (or navigates there) when it runs: no such request may leave a page,
 no active element may be in the student's cells, and the pages must still show the text.
 Screenshots go to BROWSER_ARTIFACTS (default: build/test-artifacts/).
@@ -33,9 +33,7 @@ import pytest
 
 from tests.browsing import free_port, jupyter, launch_chromium, local_server
 from tests.test_classroom import AUTOGRADED_POINTS, _edit, classroom
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import safe_html  # noqa: E402 - the kit's scripts are modules of a folder, found through the line above
+from vae_lab import safe_html
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -192,13 +190,7 @@ def graded_class(tmp_path_factory) -> Path:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     for folder, notebook in (("exports", hostile / "02_vae_lab.ipynb"), ("kit", KIT_02)):
         export = subprocess.run(
-            [
-                sys.executable,
-                str(REPO / "scripts" / "run_notebooks.py"),
-                "--html-only",
-                str(course / folder),
-                str(notebook),
-            ],
+            [sys.executable, "-m", "vae_lab.cli", "html", str(course / folder), str(notebook)],
             capture_output=True,
             text=True,
             timeout=300,

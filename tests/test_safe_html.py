@@ -1,4 +1,4 @@
-"""scripts/safe_html.py: a student's notebook is made inert before it becomes HTML; the CSV guard.
+"""vae_lab/safe_html.py: a student's notebook is made inert before it becomes HTML; the CSV guard.
 
 The real-browser proof (Formgrader, feedback, exports in Chromium) is tests/test_grading_browser.py;
 these tests pin each rule on its own, on notebooks built here.
@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,10 +17,10 @@ pytest.importorskip("nh3", reason="nh3 comes with the [lab] extra")
 from nbconvert import HTMLExporter  # noqa: E402
 from nbconvert.filters.markdown import markdown2html  # noqa: E402
 
+from vae_lab import safe_html  # noqa: E402
+from vae_lab.tables import spreadsheet_safe  # noqa: E402
+
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "scripts"))
-import safe_html  # noqa: E402
-from classroom import spreadsheet_safe  # noqa: E402
 
 PLAIN_MARKDOWN = (
     "## What the KL term does\n\n"

@@ -1,18 +1,16 @@
-"""Attacks and faults on the grading sandbox (scripts/sandbox.py): each is an answer cell a student
+"""Attacks and faults on the grading sandbox (vae_lab/sandbox.py): each is an answer cell a student
 could hand in, graded against the real check of exercise 1; its success would show in the score
 or in a file outside the sandbox."""
 
 from __future__ import annotations
 
 import os
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import sandbox  # noqa: E402
+from vae_lab import sandbox
 
 MODEL = (
     "def reparameterise(z_mean, z_log_var, epsilon):\n    return z_mean + np.exp(0.5 * z_log_var) * epsilon\n"

@@ -1,6 +1,6 @@
 """Runs inside the grading sandbox: one student's answer cell, then calls on it from the grader.
 
-The grader (`scripts/sandbox.py`) starts this file with `python -I` in a bubblewrap sandbox and
+The grader (`vae_lab/sandbox.py`) starts this file with `python -I` in a bubblewrap sandbox and
 talks to it over stdin/stdout, one JSON message per line (arrays travel as base64 `.npy` bytes):
 
     grader -> {"source": answer cell, "given": {name: JSON value}}   <- {"ok": true} or {"error": ...}

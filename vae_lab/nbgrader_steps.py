@@ -2,7 +2,7 @@
 
 - `SandboxedResults` takes the place of nbgrader's `Execute` in `autograde`: it does not run the
   student's notebook, it puts in each autograded cell the output of the sandboxed check that
-  `scripts/classroom.py grade` wrote to `results/<student>.json`. nbgrader's `SaveAutoGrades` then
+  `vae-lab grade` wrote to `results/<student>.json`. nbgrader's `SaveAutoGrades` then
   scores the cell as usual (an error output scores 0).
 - `MarkUngraded` (feedback): a written answer nobody has graded yet says so, instead of showing 0.
 """
@@ -33,9 +33,7 @@ UNGRADED = "**To be graded by your instructor.** Until then this answer counts 0
 class SandboxedResults(NbGraderPreprocessor):
     """Fills each autograded cell with the output its sandboxed check produced."""
 
-    results_dir = Unicode("", help="folder of <student>.json results from classroom.py grade").tag(
-        config=True
-    )
+    results_dir = Unicode("", help="folder of <student>.json results from vae-lab grade").tag(config=True)
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -43,7 +41,7 @@ class SandboxedResults(NbGraderPreprocessor):
         if not self.results_dir or not path.exists():
             raise RuntimeError(
                 f"no sandboxed results for {info['student']}: student code is graded in a sandbox, so run "
-                "`python scripts/classroom.py grade DIR` (it calls nbgrader), not `nbgrader autograde`."
+                "`vae-lab grade DIR` (it calls nbgrader), not `nbgrader autograde`."
             )
         self.results = json.loads(path.read_text())["notebooks"].get(info["notebook"], {})
         return super().preprocess(nb, resources)

@@ -1,7 +1,7 @@
 """Run the unit tests and every notebook (fast mode) on the software stacks students have.
 
-  python scripts/run_stacks.py                 # all stacks: colab, floor, newest
-  python scripts/run_stacks.py colab floor     # some of them
+  vae-lab stacks                 # all stacks: colab, floor, newest
+  vae-lab stacks colab floor     # some of them
 
 Each stack is a fresh virtual environment in build/stacks/<name>, made with uv:
 - colab:  Python 3.12 and the versions Google Colab ships (ipywidgets 7); the kit is
@@ -15,7 +15,6 @@ A Python that is missing fails the stack under CI and skips it elsewhere.
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 import re
@@ -28,13 +27,15 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from vae_lab import KIT
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-REPO = Path(__file__).resolve().parent.parent
-BUILD = REPO / "build" / "stacks"
+BUILD = KIT / "build" / "stacks"
+NAMES = ("colab", "floor", "newest")  # the stacks `stacks()` describes, in the order they run
 PYTEST_ARGS = ["-m", "not browser", "--ignore", "tests/test_classroom.py", "-p", "no:cacheprovider", "-q"]
 SHOWN_PACKAGES = ("tensorflow", "keras", "numpy", "matplotlib", "ipywidgets", "ipython", "ipykernel")
 VERSIONS_SCRIPT = (
@@ -68,7 +69,7 @@ class Stack:
 
 
 def _pyproject() -> dict:
-    return tomllib.loads((REPO / "pyproject.toml").read_text())
+    return tomllib.loads((KIT / "pyproject.toml").read_text())
 
 
 def declared_floors(project: dict) -> list[str]:
@@ -170,7 +171,7 @@ def check_stack(stack: Stack, uv: str) -> tuple[bool, str]:
             constraints.write_text("".join(f"{pin}\n" for pin in stack.pins))
             steps.append([uv, "pip", "install", "--quiet", "-e", ".[lab,test]", "-c", str(constraints)])
         for step in steps:
-            if run(step, log, cwd=REPO, env=environment) != 0:
+            if run(step, log, cwd=KIT, env=environment) != 0:
                 return False, f"install failed (see {log_path})"
         versions = subprocess.run(
             [bin_python, "-c", VERSIONS_SCRIPT], capture_output=True, text=True
@@ -182,7 +183,7 @@ def check_stack(stack: Stack, uv: str) -> tuple[bool, str]:
             "VAE_LAB_ARTIFACTS": str(folder / "artifacts"),
         }
         started = time.perf_counter()
-        code = run([bin_python, "-m", "pytest", *PYTEST_ARGS], log, cwd=REPO, env=test_environment)
+        code = run([bin_python, "-m", "pytest", *PYTEST_ARGS], log, cwd=KIT, env=test_environment)
         seconds = time.perf_counter() - started
     outcome = _last_line(log_path)
     return code == 0, f"{', '.join(versions)} | {outcome} in {seconds:.0f} s"
@@ -194,16 +195,16 @@ def _last_line(path: Path) -> str:
     return (summary or lines or ["no output"])[-1].strip("= ")
 
 
-def main(argv: list[str] | None = None) -> int:
+def find_uv() -> str | None:
+    """uv beside this Python (the kit's [dev] extra installs it there), else on PATH."""
+    return shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
+
+
+def check_stacks(names: list[str], uv: str) -> int:
+    """Check each named stack in turn and print how it went; return 1 if any failed, else 0."""
     available = stacks()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", choices=[*available, []], help="default: every stack")
-    args = parser.parse_args(argv)
-    uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
-    if uv is None:
-        parser.error("uv is not installed: `pip install uv` (it is in the kit's [dev] extra).")
     failed = []
-    for name in args.names or list(available):
+    for name in names:
         started = time.perf_counter()
         try:
             passed, summary = check_stack(available[name], uv)
@@ -219,7 +220,3 @@ def main(argv: list[str] | None = None) -> int:
     if failed:
         print(f"failed stacks: {', '.join(failed)}; logs in {BUILD}/<stack>/log.txt")
     return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from answer_worker import decode, encode  # the sandbox's side of the same wire format
+
+from vae_lab.answer_worker import decode, encode  # the sandbox's side of the same wire format
 
 WORKER = Path(__file__).resolve().with_name("answer_worker.py")
 MAX_REPLY = 64 << 20  # bytes of one reply from the sandbox

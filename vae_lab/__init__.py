@@ -1,0 +1,15 @@
+"""The kit's instructor and maintenance tools, behind the `vae-lab` command (`vae_lab.cli`).
+
+Nothing in this package imports `lab_utils` at module level: `import lab_utils` starts
+TensorFlow, which the command's own process and the sandboxed answer worker never load.
+"""
+
+from pathlib import Path
+
+KIT = Path(__file__).resolve().parent.parent  # the kit's checkout: notebooks/, pyproject.toml, build/
+NOTEBOOKS = KIT / "notebooks"
+
+
+def lab_notebooks() -> list[Path]:
+    """The lab's notebooks in their order, notebooks/<number>_*.ipynb."""
+    return sorted(NOTEBOOKS.glob("[0-9]*.ipynb"))

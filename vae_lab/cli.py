@@ -1,0 +1,137 @@
+"""The `vae-lab` command: the kit's instructor and maintenance tools.
+
+  vae-lab release                  # notebooks/ -> build/classroom/release/vae-lab/ (nbgrader)
+  vae-lab grade SUBMISSIONS_DIR    # SUBMISSIONS_DIR/<student id>/*.ipynb: scores, statuses, feedback
+  vae-lab feedback                 # after grading by hand in Formgrader: feedback and tables again
+  vae-lab run --write              # execute the notebooks, write the outputs back into notebooks/
+  vae-lab run --html build/html    # execute (without writing back), export HTML
+  vae-lab html build/html          # export the committed outputs as they are
+  vae-lab stacks [colab|floor|newest]   # the tests and notebooks on the students' software stacks
+
+The committed notebooks are the instructor versions (solutions, hidden tests and points in the
+nbgrader cell metadata); the classroom commands work in an nbgrader course folder (git-ignored,
+`build/classroom/` by default, `--course` to choose). The exit status is 0 when a command
+finished (whatever the students handed in), 2 on a problem you can fix (the message says how),
+1 when something failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from vae_lab import lab_notebooks, notebooks, stacks
+from vae_lab.course import ASSIGNMENT, DEFAULT_COURSE, ClassroomError
+from vae_lab.feedback import feedback
+from vae_lab.grading import grade
+from vae_lab.release import release
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vae-lab", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    course = argparse.ArgumentParser(add_help=False)
+    course.add_argument(
+        "--course", type=Path, default=DEFAULT_COURSE, help="nbgrader course folder (default: %(default)s)"
+    )
+    hidden_tests = argparse.ArgumentParser(add_help=False)
+    hidden_tests.add_argument(
+        "--show-hidden-tests", action="store_true", help="keep the hidden tests in the feedback"
+    )
+    commands.add_parser("release", parents=[course], help="generate the student release from notebooks/")
+    grading = commands.add_parser(
+        "grade", parents=[course, hidden_tests], help="autograde SUBMISSIONS/<student id>/*.ipynb"
+    )
+    grading.add_argument(
+        "submissions",
+        type=Path,
+        help=f"folder with one folder per student (or nbgrader's <student>/{ASSIGNMENT}/)",
+    )
+    grading.add_argument(
+        "--jobs", type=int, default=None, help="students graded side by side (default: all cores)"
+    )
+    grading.add_argument(
+        "--all", action="store_true", help="grade every submission again, not only new or changed ones"
+    )
+    grading.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        help="seconds one answer (its cell and all the check's calls) may take",
+    )
+    grading.add_argument(
+        "--unsafe",
+        action="store_true",
+        help="without bubblewrap: run answers in plain subprocesses (no isolation)",
+    )
+    again = commands.add_parser(
+        "feedback",
+        parents=[course, hidden_tests],
+        help="after grading by hand in Formgrader: write the feedback and the gradebook again",
+    )
+    again.add_argument("--jobs", type=int, default=None, help="students side by side (default: all cores)")
+    run = commands.add_parser(
+        "run", help="execute the lab notebooks on a fresh kernel, or export them to HTML"
+    )
+    run.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    run.add_argument("--write", action="store_true", help="write the outputs back into the notebooks")
+    run.add_argument("--html", type=Path, help="export executed notebooks to HTML in this folder")
+    run.add_argument("--html-only", type=Path, help="export the notebooks as they are, without running")
+    run.add_argument("--timeout", type=int, default=1200, help="seconds allowed per cell")
+    html = commands.add_parser("html", help="export the notebooks as they are to HTML (run --html-only)")
+    html.add_argument("html_only", metavar="folder", type=Path, help="where the HTML pages go")
+    html.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    html.set_defaults(write=False, html=None, timeout=0)  # nothing runs
+    checked = commands.add_parser(
+        "stacks", help="the unit tests and every notebook on the Colab, lowest-version and newest stacks"
+    )
+    checked.add_argument("names", nargs="*", choices=[*stacks.NAMES, []], help="default: every stack")
+    return parser
+
+
+def _run_notebooks(arguments: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    paths = arguments.notebooks or lab_notebooks()
+    missing = [str(path) for path in paths if not path.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    notebooks.run(paths, arguments.write, arguments.html, arguments.html_only, arguments.timeout)
+
+
+def _check_stacks(names: list[str], parser: argparse.ArgumentParser) -> int:
+    uv = stacks.find_uv()
+    if uv is None:
+        parser.error("uv is not installed: `pip install uv` (it is in the kit's [dev] extra).")
+    return stacks.check_stacks(names or list(stacks.NAMES), uv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    arguments = parser.parse_args(argv)
+    try:
+        if arguments.command == "release":
+            release(arguments.course)
+        elif arguments.command == "grade":
+            return grade(
+                arguments.submissions,
+                arguments.course,
+                arguments.jobs,
+                arguments.all,
+                arguments.timeout,
+                arguments.unsafe,
+                arguments.show_hidden_tests,
+            )
+        elif arguments.command == "feedback":
+            return feedback(arguments.course, arguments.jobs, arguments.show_hidden_tests)
+        elif arguments.command == "stacks":
+            return _check_stacks(arguments.names, parser)
+        else:
+            _run_notebooks(arguments, parser)
+    except ClassroomError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""A file lock that says so when it has to wait: one grading run per course, one training run per model."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+from filelock import FileLock, Timeout
+
+
+@contextlib.contextmanager
+def held_lock(path: str | os.PathLike, waiting: str) -> Iterator[None]:
+    """Hold the file lock `path` for the block; if another process holds it, print `waiting` and wait."""
+    lock = FileLock(str(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(waiting, flush=True)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
