@@ -1,0 +1,41 @@
+"""The vae_lab package: the `vae-lab` command pyproject installs, and no TensorFlow where grading runs.
+
+`import lab_utils` starts TensorFlow (seconds, and memory per process); the command's own
+process and the sandboxed answer worker must not pay for it. The grading workers do, when they
+run the instructor's checks (`lab_utils.checks` computes with Keras).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from vae_lab import sandbox
+
+pytest.importorskip("nh3", reason="the classroom tools need the [lab] extra")
+
+HEAVY = ("tensorflow", "keras", "lab_utils")
+MODULES = ("vae_lab.cli", "vae_lab.grading", "vae_lab.workers", "vae_lab.feedback", "vae_lab.sandbox")
+
+
+def test_pyproject_installs_the_vae_lab_command(pyproject):
+    assert pyproject["project"]["scripts"] == {"vae-lab": "vae_lab.cli:main"}
+    assert "vae_lab" in pyproject["tool"]["setuptools"]["packages"]
+
+
+def test_the_command_and_the_grading_modules_import_no_tensorflow():
+    code = "import sys\n" + "".join(f"import {module}\n" for module in MODULES)
+    code += f"print(sorted({{name.split('.')[0] for name in sys.modules}} & set({HEAVY!r})))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_answer_worker_starts_without_tensorflow(tmp_path):
+    source = f"import sys\nheavy = sum(name.split('.')[0] in {HEAVY!r} for name in sys.modules)\n"
+    limits = sandbox.Limits(seconds=60)
+    with sandbox.Answer(source, {}, tmp_path / "work", limits, unsafe=True) as answer:
+        assert answer.ready == {"ok": True}
+        assert answer.get("heavy") == 0
