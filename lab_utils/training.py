@@ -21,6 +21,7 @@ from lab_utils.models import build_vae
 
 BACKUP_FOLDER = "backup"
 HISTORY_FILE = "history.csv"
+TIMES_FILE = "epoch_seconds.csv"  # one line per finished epoch: its number and its wall time
 BACKUP_WEIGHTS, BACKUP_EPOCH = "latest.weights.h5", "training_metadata.json"  # what BackupAndRestore writes
 
 
@@ -86,6 +87,34 @@ def _read_history(path: Path) -> dict[str, list[float]]:
     return {key: [float(rows[epoch][key]) for epoch in epochs] for key in keys}
 
 
+class _EpochTimes(keras.callbacks.Callback):
+    """Append each finished epoch's wall time to a file, so a resumed run still counts every epoch."""
+
+    def __init__(self, path: Path):
+        super().__init__()
+        self.path = path
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        with self.path.open("a") as handle:
+            handle.write(f"{epoch},{time.perf_counter() - self.started:.3f}\n")
+
+
+def training_seconds(checkpoint_dir: str | os.PathLike) -> float | None:
+    """The wall time of every finished epoch of the run checkpointed in `checkpoint_dir`, summed
+    (an epoch run twice, after an interruption, counts once: its last run); None without a record."""
+    path = Path(checkpoint_dir) / TIMES_FILE
+    if not path.is_file():
+        return None
+    seconds = {}
+    for line in path.read_text().splitlines():
+        epoch, value = line.split(",")
+        seconds[int(epoch)] = float(value)
+    return sum(seconds.values())
+
+
 def train_vae(
     vae: keras.Model,
     x_train,
@@ -137,9 +166,12 @@ def train_vae(
         history_path = folder / HISTORY_FILE
         _repair_backup(backup)
         resuming = (backup / BACKUP_EPOCH).is_file()
-        if not resuming and history_path.exists():
-            history_path.unlink()  # a fresh run starts a fresh log
+        times_path = folder / TIMES_FILE
+        if not resuming:  # a fresh run starts fresh logs
+            history_path.unlink(missing_ok=True)
+            times_path.unlink(missing_ok=True)
         callbacks += [
+            _EpochTimes(times_path),
             keras.callbacks.CSVLogger(str(history_path), append=True),
             keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),  # survives a kill mid-save
         ]
@@ -192,6 +224,8 @@ def train_or_load(
     if binarise:
         run["binarise"] = True
 
+    checkpoints = path.with_name(path.stem + "_checkpoints")
+
     def train():
         if seed is not None:
             set_seed(seed)
@@ -204,13 +238,15 @@ def train_or_load(
             epochs=epochs,
             batch_size=batch_size,
             seed=seed,
-            checkpoint_dir=path.with_name(path.stem + "_checkpoints"),
+            checkpoint_dir=checkpoints,
             verbose=verbose,
             y_train=y_train,
             y_val=y_val,
             binarise=binarise,
         )
-        return model, {"history": history, "seconds": time.perf_counter() - started}
+        resumed_total = training_seconds(checkpoints)  # every epoch, those before an interruption too
+        seconds = time.perf_counter() - started if resumed_total is None else resumed_total
+        return model, {"history": history, "seconds": seconds}
 
     model, record = load_or_make(path, run, train, retrain=retrain)
     return TrainedModel(model, record["history"], float(record["seconds"]))
