@@ -35,8 +35,17 @@ def _shown_difference(row: Mapping, base: Mapping, key: str = "negative_elbo", d
     return round(row[key], digits) - round(base[key], digits)
 
 
+def _rounded_gap(a: float, b: float, digits: int) -> float:
+    """a − b as the two figures are shown (rounded to `digits`), so text and table agree."""
+    return round(round(a, digits) - round(b, digits), digits)
+
+
 def _against(difference: float, spread: float) -> str:
-    return "within" if abs(difference) <= spread else "beyond"
+    """Where a difference sits against a seed-to-seed spread (max − min over a few seeds, itself
+    noisy): within it, about its size (up to 1.5 times it: not clearly beyond noise), or beyond."""
+    if abs(difference) <= spread:
+        return "within"
+    return "about the size of" if abs(difference) <= 1.5 * spread else "beyond"
 
 
 # Notebook 05 ---------------------------------------------------------------------------------
@@ -74,17 +83,21 @@ SPREAD_MEASURES = {  # the measures notebook 05's seed spread covers: (name, for
 
 
 def spread_comparison(row: Mapping, base: Mapping, spread: Mapping[str, float]) -> str:
-    """Each measure of `row` against `base`, and whether the difference is within that measure's spread."""
+    """Each measure of `row` against `base`, and where the difference sits against that measure's
+    seed-to-seed spread (measured on the base model's seeds)."""
     parts = []
     for key, (name, number, better) in SPREAD_MEASURES.items():
-        difference = row[key] - base[key]
+        digits = int(number[-3])  # "{:.1f}" → 1: the difference of the figures as shown
+        difference = _rounded_gap(row[key], base[key], digits)
+        if difference == 0:
+            parts.append(f"{name} the same")
+            continue
         side = "better" if difference * better > 0 else "worse"
-        shown = number.format(abs(difference))
         parts.append(
-            f"{name} {side} by {shown} ({_against(difference, spread[key])} its spread of "
-            f"{number.format(spread[key])})"
+            f"{name} {side} by {number.format(abs(difference))} ({_against(difference, spread[key])} its "
+            f"spread of {number.format(spread[key])})"
         )
-    return "Against the dense model: " + "; ".join(parts) + "."
+    return "Against the dense model, each against the dense model's seed spread: " + "; ".join(parts) + "."
 
 
 def experiments_observations(rows: Mapping[str, Mapping], spread: Mapping[str, float]) -> str:
@@ -120,8 +133,8 @@ def experiments_observations(rows: Mapping[str, Mapping], spread: Mapping[str, f
     convolutional = (
         f"**Convolutional.** −ELBO {conv['negative_elbo']:.1f} against {l2['negative_elbo']:.1f} for the "
         f"dense model, a difference of {conv_gap:.1f} nats, {_against(conv_gap, noise)} the seed-to-seed "
-        f"spread. {spread_comparison(conv, l2, spread)} Digits covered: {conv['digits_covered']}/10 "
-        f"against {l2['digits_covered']}/10. {conv['train_seconds']:.0f} s of training against "
+        f"spread. {spread_comparison(conv, l2, spread)} Digits covered: {conv['digits_covered']}/10 against "
+        f"{l2['digits_covered']}/10. {conv['train_seconds']:.0f} s of training against "
         f"{l2['train_seconds']:.0f} s (each timed when that model was trained)."
     )
     conditional = (
@@ -171,14 +184,14 @@ def likelihood_observations(
     error = {
         name: float(np.abs(images - originals).mean()) for name, images in sets.items() if name != "originals"
     }
-    gap = binary["negative_elbo"] - binary["negative_log_px"]
+    gap = _rounded_gap(binary["negative_elbo"], binary["negative_log_px"], 1)
     looseness = (
         f"in expectation the ELBO is loose there by at least the gap between them, {gap:.1f} nats"
         if gap > 0
         else f"the IWAE estimate came out {-gap:.1f} nats above the −ELBO: sampling noise, or too few "
         "samples K"
     )
-    gain = binary["negative_log_px"] - deep["negative_log_px"]
+    gain = _rounded_gap(binary["negative_log_px"], deep["negative_log_px"], 1)
     gain_text = f"{abs(gain):.1f} nats {'below' if gain > 0 else 'above'} the lab architecture"
     zero, rest = continuous_parts
     shares = ", ".join(f"{name} {share:.1%}" for name, share in grey.items())
@@ -426,9 +439,10 @@ def bound_observation(
     if refined_bound < best:
         proposal = (
             f"with the refined q as proposal, IWAE reaches {refined_bound:.2f} with K = "
-            f"{refined_samples:,}: {best - refined_bound:.2f} nats below the encoder-proposal figure at K = "
-            f"{sample_counts[-1]:,}, whose curve looked flat. A flat IWAE curve is not a converged one: its "
-            "codes came from the encoder's q, and the refined q puts them where more of the posterior is"
+            f"{refined_samples:,}: {_rounded_gap(best, refined_bound, 2):.2f} nats below the "
+            f"encoder-proposal figure at K = {sample_counts[-1]:,}, whose curve looked flat. A flat IWAE "
+            "curve is not a converged one: its codes came from the encoder's q, and the refined q puts "
+            "them where more of the posterior is"
         )
     else:
         proposal = (

@@ -324,7 +324,7 @@ def _prior_circles(axis) -> None:
 
 
 def plot_aggregate_posterior(log_q, log_p, extent) -> Figure:
-    """Two maps over a 2-D code grid: the aggregate posterior log q(z), and log q(z)/p(z) (holes in blue)."""
+    """Maps over a 2-D code grid: the aggregate posterior log q(z), and log q(z)/p(z) (holes: deep blue)."""
     log_q, log_p = np.asarray(log_q), np.asarray(log_p)
     side = int(round(np.sqrt(log_q.size)))
     if log_q.shape != log_p.shape or side * side != log_q.size:
@@ -344,8 +344,8 @@ def plot_aggregate_posterior(log_q, log_p, extent) -> Figure:
     shown = right.imshow(ratio, extent=extent, cmap=colours, vmin=-5, vmax=5)
     figure.colorbar(shown, ax=right, label="log q(z) − log p(z) (nats, clipped at ±5)")
     right.set_title(
-        "Red: codes crowd; blue: the prior has mass, the codes do not\n"
-        "(grey: |z| > 4, where the prior has almost none)"
+        "Red: more codes than the prior expects; blue: fewer (deep blue, below −2.3: a hole)\n"
+        "(grey: |z| > 4, where the prior has almost no mass)"
     )
     for axis in (left, right):
         _prior_circles(axis)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from lab_utils.observations import (
+    _against,
     binary_observation,
     bound_observation,
     bullets,
@@ -63,19 +64,25 @@ def test_experiments_say_within_or_beyond_the_seed_spread_and_name_the_best_beta
     assert text.startswith("- **Latent dimension.** Going from 2 to 20") and text.count("\n- ") == 3
 
 
-def test_spread_comparison_says_better_or_worse_and_within_or_beyond_for_each_measure():
-    dense = _row(156.0)
-    conv = _row(155.0) | {"log_px": dense["log_px"] + 1.8, "frechet_distance": 120.4, "mean_confidence": 0.81}
+def test_spread_comparison_says_better_or_worse_and_within_about_or_beyond_for_each_measure():
+    dense = _row(156.0) | {"log_px": -153.6, "frechet_distance": 142.3, "mean_confidence": 0.66}
     spread = {"log_px": 1.7, "frechet_distance": 14.1, "mean_confidence": 0.038}
+    conv = _row(155.0) | {"log_px": -151.8, "frechet_distance": 120.4, "mean_confidence": 0.77}
     assert spread_comparison(conv, dense, spread) == (
-        "Against the dense model: IWAE −log p(x) better by 1.8 (beyond its spread of 1.7); FD worse by 20.4 "
-        "(beyond its spread of 14.1); sample confidence better by 0.11 (beyond its spread of 0.04)."
+        "Against the dense model, each against the dense model's seed spread: IWAE −log p(x) better by 1.8 "
+        "(about the size of its spread of 1.7); FD better by 21.9 (beyond its spread of 14.1); sample "
+        "confidence better by 0.11 (beyond its spread of 0.04)."
     )
-    close = _row(155.0) | {"log_px": dense["log_px"] - 1.0, "frechet_distance": 90.0, "mean_confidence": 0.69}
-    assert spread_comparison(close, dense, spread) == (
-        "Against the dense model: IWAE −log p(x) worse by 1.0 (within its spread of 1.7); FD better by 10.0 "
-        "(within its spread of 14.1); sample confidence worse by 0.01 (within its spread of 0.04)."
+    close = _row(155.0) | {"log_px": -154.6, "frechet_distance": 142.3, "mean_confidence": 0.664}
+    assert spread_comparison(close, dense, spread).endswith(
+        "IWAE −log p(x) worse by 1.0 (within its spread of 1.7); FD the same; sample confidence the same."
     )
+
+
+def test_a_difference_is_within_about_the_size_of_or_beyond_a_seed_spread():
+    assert [_against(d, 1.0) for d in (-0.5, 1.4, 1.6)] == ["within", "about the size of", "beyond"]
+    assert _against(1.0, 1.0) == "within" and _against(-1.5, 1.0) == "about the size of"
+    assert _against(1.51, 1.0) == "beyond"
 
 
 def test_the_conditional_verdict_has_three_outcomes():

@@ -120,6 +120,19 @@ def test_copying_check_gives_the_three_sets_and_does_not_claim_to_rule_copying_o
     )
     assert "real test digits 4.26 (1.25), their reconstructions 4.34 (1.68)" in sentence
     assert sentence.endswith("this check cannot rule out copying.") and "no sign of copying" not in sentence
+    assert (
+        "farther from the training set than their originals in the closest 1 % (1.68 against 1.25)"
+        in sentence
+    )
+    results["reconstructions"]["nearest_train_distance_1pct"] = 1.0
+    closer = copying_check(results, 2000)
+    assert (
+        "sit no farther from the training set than their originals in the closest 1 % (1.00 against" in closer
+    )
+    assert (
+        closer.endswith("this check cannot rule out copying.")
+        and "farther from the training set than" in closer
+    )
 
 
 def _gap(difference: float, error: float) -> dict:
