@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import platformdirs
-from filelock import FileLock, Timeout
 
 from lab_utils.config import MODES, run_mode
+from vae_lab.locks import held_lock  # the kit's one file lock (vae_lab imports no TensorFlow)
 
 ARTIFACTS_VARIABLE = "VAE_LAB_ARTIFACTS"
 
@@ -106,21 +105,6 @@ def load_or_make(
         write_atomically(record_path(path), lambda target: target.write_text(json.dumps(record, indent=1)))
         print(f"Saved the trained model to {shown_path(path)}.")
         return model, record
-
-
-@contextlib.contextmanager
-def held_lock(path: str | os.PathLike, waiting: str) -> Iterator[None]:
-    """Hold the file lock `path` for the block; if another process holds it, print `waiting` and wait."""
-    lock = FileLock(str(path))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        print(waiting, flush=True)
-        lock.acquire()
-    try:
-        yield
-    finally:
-        lock.release()
 
 
 def _load_if_current(path: Path, settings: dict) -> tuple[keras.Model, dict] | None:

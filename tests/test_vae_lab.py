@@ -39,3 +39,35 @@ def test_the_answer_worker_starts_without_tensorflow(tmp_path):
     with sandbox.Answer(source, {}, tmp_path / "work", limits, unsafe=True) as answer:
         assert answer.ready == {"ok": True}
         assert answer.get("heavy") == 0
+
+
+def test_a_line_printed_piece_by_piece_is_stored_as_one_output():
+    """lab_utils.progress writes ' 10%', ' 20%', ... as it goes: one stream output each, which an HTML
+    export showed one per line. Adjacent pieces of one stream are joined; others stay where they are."""
+    import nbformat
+
+    from vae_lab.notebooks import join_adjacent_streams
+
+    def stream(text, name="stdout"):
+        return nbformat.v4.new_output("stream", name=name, text=text)
+
+    cell = nbformat.v4.new_code_cell("...")
+    table = nbformat.v4.new_output("display_data", data={"text/plain": "table"})
+    cell.outputs = [
+        stream("IWAE:"),
+        stream(" 10%"),
+        stream(" 100% (1 s)\n"),
+        stream("warn\n", "stderr"),
+        stream("next\n"),
+        table,
+        stream("after\n"),
+    ]
+    notebook = nbformat.v4.new_notebook(cells=[cell, nbformat.v4.new_markdown_cell("text")])
+    outputs = join_adjacent_streams(notebook).cells[0].outputs
+    assert [output.get("text", "table") for output in outputs] == [
+        "IWAE: 10% 100% (1 s)\n",
+        "warn\n",
+        "next\n",
+        "table",
+        "after\n",
+    ]

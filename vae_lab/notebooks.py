@@ -19,6 +19,29 @@ from nbconvert import HTMLExporter
 from vae_lab import safe_html
 
 
+def join_adjacent_streams(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Merge each run of adjacent stream outputs of one name (stdout, stderr) into one, as Jupyter shows them.
+
+    A line printed piece by piece (`lab_utils.progress`) arrives as one output per piece; stored
+    so, an HTML export or a repository's notebook view shows each piece on its own line.
+    """
+    for cell in notebook.cells:
+        joined = []
+        for output in cell.get("outputs", []):
+            previous = joined[-1] if joined else None
+            if (
+                previous is not None
+                and output["output_type"] == previous["output_type"] == "stream"
+                and output["name"] == previous["name"]
+            ):
+                previous["text"] += output["text"]
+            else:
+                joined.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = joined
+    return notebook
+
+
 def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
     """Run one notebook on a fresh kernel in its own folder and return it with outputs."""
     notebook = nbformat.read(path, as_version=4)
@@ -27,6 +50,7 @@ def execute(path: Path, timeout: int) -> nbformat.NotebookNode:
     )
     started = time.perf_counter()
     client.execute()
+    join_adjacent_streams(notebook)
     print(f"{path.name}: executed in {time.perf_counter() - started:.1f} s", flush=True)
     return notebook
 
