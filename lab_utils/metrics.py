@@ -6,7 +6,7 @@ import keras
 import numpy as np
 
 from lab_utils.data import check_images
-from lab_utils.latent import encode_means
+from lab_utils.latent import LOG_2PI, dimension_use, encode_means
 from lab_utils.losses import kl_divergence, reconstruction_loss
 from lab_utils.progress import Progress
 
@@ -38,6 +38,15 @@ def evaluate_elbo(vae, images, labels=None, batch_size: int = 1000, seed: int = 
         "kl_loss": float(np.concatenate(kl).mean()),
     }
     return {"negative_elbo": terms["reconstruction_loss"] + terms["kl_loss"], **terms}
+
+
+def dimension_rows(models: dict, images, seed: int = 0) -> dict[str, dict]:
+    """Per named model: the −ELBO's terms on `images` (`evaluate_elbo`) and each latent dimension's
+    KL and activity (`latent.dimension_use`), one row each for `reports.dimension_table`."""
+    return {
+        name: {**evaluate_elbo(model, images, seed=seed), **dimension_use(*encode_means(model, images))}
+        for name, model in models.items()
+    }
 
 
 def cross_entropy_floor(images) -> np.ndarray:
@@ -104,7 +113,6 @@ def importance_log_likelihood(
                 f"got {[part.shape for part in proposal]}."
             )
     per_batch = images_per_batch or max(1, 20_000 // samples)
-    log_2pi = float(np.log(2 * np.pi))
 
     @tf.function(jit_compile=vae.jit_compile)  # as the model was compiled (build_vae: XLA unless conv)
     def log_weights(x, y, epsilon, given_mean, given_log_var):
@@ -119,8 +127,8 @@ def importance_log_likelihood(
         log_px_given_z = -tf.reshape(
             reconstruction_loss(repeated_x, probabilities, likelihood), (samples, -1)
         )
-        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + log_2pi, axis=-1)
-        log_qz = -0.5 * tf.reduce_sum(tf.square(epsilon) + log_2pi + z_log_var[None], axis=-1)
+        log_pz = -0.5 * tf.reduce_sum(tf.square(z) + LOG_2PI, axis=-1)
+        log_qz = -0.5 * tf.reduce_sum(tf.square(epsilon) + LOG_2PI + z_log_var[None], axis=-1)
         return tf.reduce_logsumexp(log_px_given_z + log_pz - log_qz, axis=0) - np.log(samples)
 
     rng = np.random.default_rng(seed)

@@ -92,6 +92,11 @@ def call_model(model: keras.Model, inputs, training: bool = False):
     return model([inputs] if isinstance(model.input, list) else inputs, training=training)
 
 
+def prior_draws(count: int, latent_dim: int, seed=0) -> np.ndarray:
+    """`count` codes z ~ N(0, I) of size `latent_dim`, float32; `seed` is an int or a NumPy Generator."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype("float32")
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class VAE(keras.Model):
     """Encoder + decoder trained on the negative ELBO; logs loss, reconstruction_loss and kl_loss.
@@ -170,8 +175,7 @@ class VAE(keras.Model):
 
     def generate(self, count: int, seed: int = 0, labels=None) -> np.ndarray:
         """Decode `count` codes drawn from the prior N(0, I) to images; a ConditionalVAE needs `labels`."""
-        z = np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype("float32")
-        return self.decode_images(z, labels)
+        return self.decode_images(prior_draws(count, self.latent_dim, seed), labels)
 
     def call(self, inputs, training=False):
         """Reconstruct images through the posterior mean (deterministic, for display and predict)."""

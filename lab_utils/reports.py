@@ -135,6 +135,20 @@ def sampler_table(rows: Sequence[Mapping]) -> str:
     return "\n".join(lines)
 
 
+def dimension_table(rows: Mapping[str, Mapping]) -> str:
+    """A Markdown table of `metrics.dimension_rows`: −ELBO terms, active dimensions, least and most used."""
+    lines = [
+        "| model | test −ELBO | reconstruction | KL | active dimensions | KL of the least / most used |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    lines += [
+        f"| {name} | {row['negative_elbo']:.2f} | {row['reconstruction_loss']:.2f} | {row['kl_loss']:.2f} "
+        f"| {row['active'].sum()} of {len(row['active'])} | {row['kl'].min():.2f} / {row['kl'].max():.2f} |"
+        for name, row in rows.items()
+    ]
+    return "\n".join(lines)
+
+
 def hardest_and_easiest_digit(errors: Mapping[int, float], floors: Mapping[int, float]) -> str:
     """A sentence on the hardest and easiest digit to reconstruct, and how much of the gap the floor explains.
 

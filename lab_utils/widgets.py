@@ -23,6 +23,7 @@ from lab_utils.data import IMAGE_SIZE, check_images
 from lab_utils.judge import read_digits
 from lab_utils.latent import encode_means, sample_mixture
 from lab_utils.losses import kl_divergence, reconstruction_loss
+from lab_utils.models import prior_draws
 from lab_utils.plots import plot_latent_scatter
 
 SCALE = 6  # each MNIST pixel becomes SCALE x SCALE screen pixels
@@ -316,7 +317,7 @@ class ConditionalGenerator(_Explorer):
 
     def new_samples(self) -> np.ndarray:
         """Draw new codes from the prior and redraw."""
-        self.z = self.rng.standard_normal((self.count, self.vae.latent_dim)).astype("float32")
+        self.z = prior_draws(self.count, self.vae.latent_dim, self.rng)
         return self.update()
 
     def update(self, digit: int | None = None) -> np.ndarray:
@@ -412,8 +413,7 @@ class SamplerExplorer(_Explorer):
         """The codes the current draw decodes for `model` and `sampler`."""
         seed = self.seed + self.draw
         if sampler == PRIOR:
-            latent_dim = self.models[model].latent_dim
-            return np.random.default_rng(seed).standard_normal((self.count, latent_dim)).astype("float32")
+            return prior_draws(self.count, self.models[model].latent_dim, seed)
         return sample_mixture(self.mixtures[model], self.count, seed=seed)
 
     def new_draw(self) -> dict:

@@ -9,6 +9,7 @@ from lab_utils.latent import encode_means
 from lab_utils.losses import reconstruction_loss
 from lab_utils.metrics import (
     cross_entropy_floor,
+    dimension_rows,
     evaluate_elbo,
     frechet_distance,
     importance_log_likelihood,
@@ -194,3 +195,10 @@ def test_iwae_with_the_encoders_q_as_proposal_is_the_default_and_a_refined_q_is_
     assert np.all(worse < default)
     with pytest.raises(ValueError, match="proposal must be"):
         importance_log_likelihood(vae, images[:7], samples=30, proposal=(encoder_q[0][:3], encoder_q[1][:3]))
+
+
+def test_dimension_rows_hold_the_elbo_terms_and_each_dimensions_use(trained_vae):
+    vae, images, _ = trained_vae
+    rows = dimension_rows({"small": vae}, images)
+    assert rows["small"]["negative_elbo"] == evaluate_elbo(vae, images)["negative_elbo"]
+    assert rows["small"]["kl"].shape == rows["small"]["active"].shape == (vae.latent_dim,)

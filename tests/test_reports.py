@@ -6,6 +6,7 @@ import pytest
 
 from lab_utils.reports import (
     copying_check,
+    dimension_table,
     final_losses,
     hardest_and_easiest_digit,
     likelihood_table,
@@ -157,4 +158,22 @@ def test_memorisation_check_has_a_verdict_for_each_side_of_three_standard_errors
     assert (
         sentences.count("no sign that it memorised") == 2
         and sentences.count("at its extreme memorisation.") == 1
+    )
+
+
+def test_dimension_table_gives_each_models_terms_and_its_least_and_most_used_dimension():
+    import numpy as np
+
+    rows = {
+        "latent 20": {
+            "negative_elbo": 106.6,
+            "reconstruction_loss": 81.67,
+            "kl_loss": 24.93,
+            "kl": np.array([0.73, 2.5, 1.0]),
+            "active": np.array([True, True, False]),
+        }
+    }
+    assert (
+        dimension_table(rows).splitlines()[2]
+        == "| latent 20 | 106.60 | 81.67 | 24.93 | 2 of 3 | 0.73 / 2.50 |"
     )
