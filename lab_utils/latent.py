@@ -7,6 +7,7 @@ import copy
 import numpy as np
 
 from lab_utils.data import check_images
+from lab_utils.losses import kl_terms
 
 LOG_2PI = float(np.log(2 * np.pi))
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: a dimension is active when Cov_x(E_q[z_j]) > 0.01
@@ -52,11 +53,6 @@ def prior_log_density(z) -> np.ndarray:
     return -0.5 * np.sum(z**2 + LOG_2PI, axis=1)
 
 
-def _kl_per_image_and_dimension(z_mean, z_log_var) -> np.ndarray:
-    """KL(q(z_j|x_n) ‖ N(0, 1)) for each image n and dimension j, shape (n, latent_dim)."""
-    return 0.5 * (z_mean**2 + np.exp(z_log_var) - 1 - z_log_var)
-
-
 def kl_split(z_mean, z_log_var, seed: int = 0) -> dict[str, float]:
     """Split the average KL term into I_q(n; z) + KL(q(z) ‖ p(z)) (Hoffman & Johnson 2016), nats per image.
 
@@ -66,7 +62,7 @@ def kl_split(z_mean, z_log_var, seed: int = 0) -> dict[str, float]:
     average KL.
     """
     z_mean, z_log_var = _check_codes(z_mean, z_log_var)
-    average_kl = float(np.mean(_kl_per_image_and_dimension(z_mean, z_log_var).sum(axis=1)))
+    average_kl = float(np.mean(np.asarray(kl_terms(z_mean, z_log_var)).sum(axis=1)))
     epsilon = np.random.default_rng(seed).standard_normal(z_mean.shape)
     z = z_mean + np.exp(0.5 * z_log_var) * epsilon
     log_own = -0.5 * np.sum(epsilon**2 + z_log_var + LOG_2PI, axis=1)  # log q(z_n | x_n)
@@ -82,7 +78,7 @@ def kl_split(z_mean, z_log_var, seed: int = 0) -> dict[str, float]:
 def dimension_use(z_mean, z_log_var) -> dict[str, np.ndarray]:
     """Per latent dimension: the average KL term, and the activity Cov_x(E_q[z_j]) (active when > 0.01)."""
     z_mean, z_log_var = _check_codes(z_mean, z_log_var)
-    kl = _kl_per_image_and_dimension(z_mean, z_log_var).mean(axis=0)
+    kl = np.asarray(kl_terms(z_mean, z_log_var)).mean(axis=0)
     activity = np.var(z_mean, axis=0)
     return {"kl": kl, "activity": activity, "active": activity > ACTIVE_UNIT_THRESHOLD}
 

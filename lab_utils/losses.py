@@ -64,14 +64,19 @@ def reconstruction_loss(images, reconstructions, likelihood: str = "bernoulli"):
     return ops.sum(ops.reshape(pixelwise, (ops.shape(pixelwise)[0], -1)), axis=1)
 
 
+def kl_terms(z_mean, z_log_var):
+    """KL(q(z_j|x) || N(0, 1)) = ½(μ² + σ² − log σ² − 1) per image and latent dimension, shape (batch, d)."""
+    return 0.5 * (ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var)
+
+
 def kl_divergence(z_mean, z_log_var):
     """KL(q(z|x) || N(0, I)) summed over latent dimensions, per image, shape (batch,)."""
-    return -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=1)
+    return ops.sum(kl_terms(z_mean, z_log_var), axis=1)
 
 
 def kl_per_dimension(z_mean, z_log_var):
     """KL(q(z_j|x) || N(0, 1)) of each latent dimension, averaged over the batch, shape (latent_dim,)."""
-    return ops.mean(-0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)), axis=0)
+    return ops.mean(kl_terms(z_mean, z_log_var), axis=0)
 
 
 def negative_elbo(
