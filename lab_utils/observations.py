@@ -30,14 +30,14 @@ def _signed(value: float) -> str:
     return f"{value:+.2f}".replace("-", "−")
 
 
-def _shown_difference(row: Mapping, base: Mapping, key: str = "negative_elbo", digits: int = 2) -> float:
-    """The difference of two figures as the tables show them (rounded), so text and table agree."""
-    return round(row[key], digits) - round(base[key], digits)
-
-
 def _rounded_gap(a: float, b: float, digits: int) -> float:
     """a − b as the two figures are shown (rounded to `digits`), so text and table agree."""
     return round(round(a, digits) - round(b, digits), digits)
+
+
+def _shown_difference(row: Mapping, base: Mapping, key: str = "negative_elbo", digits: int = 2) -> float:
+    """The difference of a figure of two table rows, as the table shows them."""
+    return _rounded_gap(row[key], base[key], digits)
 
 
 def _against(difference: float, spread: float) -> str:

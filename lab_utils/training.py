@@ -230,7 +230,6 @@ def train_or_load(
         if seed is not None:
             set_seed(seed)
         model = build()
-        started = time.perf_counter()
         history = train_vae(
             model,
             x_train,
@@ -244,9 +243,8 @@ def train_or_load(
             y_val=y_val,
             binarise=binarise,
         )
-        resumed_total = training_seconds(checkpoints)  # every epoch, those before an interruption too
-        seconds = time.perf_counter() - started if resumed_total is None else resumed_total
-        return model, {"history": history, "seconds": seconds}
+        # every finished epoch's time, those before an interruption too (the checkpoints hold them)
+        return model, {"history": history, "seconds": training_seconds(checkpoints)}
 
     model, record = load_or_make(path, run, train, retrain=retrain)
     return TrainedModel(model, record["history"], float(record["seconds"]))
