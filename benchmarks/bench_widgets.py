@@ -16,11 +16,10 @@ import time
 
 import numpy as np
 
-from lab_utils.config import get_run_config
 from lab_utils.data import load_mnist
-from lab_utils.judge import train_or_load_judge
 from lab_utils.latent import encode_means, fit_code_mixture
-from lab_utils.training import train_lab_model
+from lab_utils.sizes import MODE, SEED, TRAIN_IMAGES
+from lab_utils.trained import trained_model
 from lab_utils.widgets import InterpolationExplorer, LatentExplorer, ReconstructionBrowser, SamplerExplorer
 
 
@@ -43,11 +42,10 @@ def main() -> None:
     if args.updates < 200:
         parser.error(f"--updates {args.updates}: the figures need at least 200 updates")
 
-    (x_train, y_train), (x_test, y_test) = load_mnist()
-    config = get_run_config()
-    vae = train_lab_model(config, x_train, verbose=0).model
-    classifier, _ = train_or_load_judge(config, ((x_train, y_train), (x_test, y_test)), verbose=0)
-    mixture = fit_code_mixture(encode_means(vae, x_train[: config.train_size])[0], seed=config.seed)
+    (x_train, _), (x_test, y_test) = load_mnist()
+    vae = trained_model("lab", verbose=0).model
+    classifier = trained_model("judge", verbose=0).model
+    mixture = fit_code_mixture(encode_means(vae, x_train[:TRAIN_IMAGES])[0], seed=SEED)
     rng = np.random.default_rng(0)
     n = args.updates
 
@@ -77,7 +75,7 @@ def main() -> None:
             lambda _: sampler.redraw.click(), list(range(n // 10))
         ),
     }
-    print(f"lab model from {config.mode} mode; {n} updates per explorer ({n // 10} new draws)")
+    print(f"lab model from {MODE} mode; {n} updates per explorer ({n // 10} new draws)")
     for name, times in runs.items():
         print(
             f"{name:48} median {np.median(times):6.2f} ms   "

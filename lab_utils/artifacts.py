@@ -99,12 +99,18 @@ def load_or_make(
         saved = None if retrain else _load_if_current(path, settings)
         if saved is not None:
             return saved
+        print(f"Training {shown_path(path)}{' anew, as asked' if retrain else ''}.", flush=True)
         model, record = make()
         record = {**record, "settings": settings}
-        write_atomically(path, model.save)
-        write_atomically(record_path(path), lambda target: target.write_text(json.dumps(record, indent=1)))
-        print(f"Saved the trained model to {shown_path(path)}.")
+        save_with_record(path, model, record)
         return model, record
+
+
+def save_with_record(path: Path, model: keras.Model, record: dict) -> None:
+    """Save `model` to `path` and `record` (JSON) beside it, each atomically, and say where."""
+    write_atomically(path, model.save)
+    write_atomically(record_path(path), lambda target: target.write_text(json.dumps(record, indent=1)))
+    print(f"Saved the trained model to {shown_path(path)}.")
 
 
 def _load_if_current(path: Path, settings: dict) -> tuple[keras.Model, dict] | None:
@@ -127,7 +133,7 @@ def _load_if_current(path: Path, settings: dict) -> tuple[keras.Model, dict] | N
     except Exception as error:  # Keras raises many kinds for a damaged or foreign file
         move_aside(path, error)
         return None
-    print(f"Loaded the trained model from {shown_path(path)} (pass retrain=True to train again).")
+    print(f"Loaded the trained model from {shown_path(path)}.")
     return model, saved
 
 

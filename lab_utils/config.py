@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from vae_lab import RETRAIN_VARIABLE
+
 MODE_VARIABLE = "VAE_LAB_MODE"
-RETRAIN_VARIABLE = "VAE_LAB_RETRAIN"
 MODES = ("fast", "full")
 
 

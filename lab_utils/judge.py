@@ -1,4 +1,4 @@
-"""The judge: a small CNN digit classifier that reads generated images, cached like a trained VAE."""
+"""The judge: a small CNN digit classifier that reads generated images (kept as `trained_model("judge")`)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ import keras
 import numpy as np
 from keras import layers
 
-from lab_utils.artifacts import artifacts_dir, load_or_make
-from lab_utils.config import RunConfig
 from lab_utils.data import IMAGE_SIZE, N_PIXELS, check_images
 from lab_utils.metrics import frechet_distance, nearest_training_images
 from lab_utils.progress import Progress
-
-JUDGE_FILE = "digit_classifier.keras"
 
 
 def build_classifier(seed: int | None = None, jit_compile: bool | str = "auto") -> keras.Model:
@@ -44,41 +40,19 @@ def build_classifier(seed: int | None = None, jit_compile: bool | str = "auto") 
     return model
 
 
-def train_or_load_judge(
-    config: RunConfig, data, retrain: bool = False, verbose: str | int = 2
-) -> tuple[keras.Model, float]:
-    """Return (classifier, test accuracy): loaded from artifacts/ if saved with these settings, else trained.
+def train_judge(x_train, y_train, epochs: int, seed: int, verbose: str | int = 2) -> tuple[keras.Model, dict]:
+    """Train the judge (`build_classifier`) on labelled images; return it and its record (its seconds)."""
+    keras.utils.set_random_seed(seed)
+    classifier = build_classifier(seed)
+    started = time.perf_counter()
+    classifier.fit(check_images(x_train), np.asarray(y_train), epochs=epochs, batch_size=128, verbose=verbose)
+    return classifier, {"seconds": time.perf_counter() - started}
 
-    `data` is load_mnist()'s ((x_train, y_train), (x_test, y_test)); it trains on the first
-    `config.train_size` training images. Notebook 04 trains it (`retrain=config.retrain`); notebook
-    05 loads what 04 saved, as notebooks 03 and 04 load the lab model that 02 trains.
-    """
-    (x_train, y_train), (x_test, y_test) = data
-    x_train, y_train = x_train[: config.train_size], y_train[: config.train_size]
-    settings = {
-        "model": "cnn 32-64, dense 128",
-        "train_size": len(x_train),
-        "epochs": config.classifier_epochs,
-        "seed": config.seed,
-    }
 
-    def train():
-        keras.utils.set_random_seed(config.seed)
-        classifier = build_classifier(config.seed)
-        started = time.perf_counter()
-        classifier.fit(
-            check_images(x_train),
-            np.asarray(y_train),
-            epochs=config.classifier_epochs,
-            batch_size=128,
-            verbose=verbose,
-        )
-        return classifier, {"seconds": time.perf_counter() - started}
-
-    path = artifacts_dir(config.mode) / JUDGE_FILE
-    classifier, _ = load_or_make(path, settings, train, retrain=retrain)
-    _, accuracy = classifier.evaluate(check_images(x_test), np.asarray(y_test), batch_size=1000, verbose=0)
-    return classifier, float(accuracy)
+def classifier_accuracy(classifier, images, labels) -> float:
+    """The share of `images` the classifier reads as their `labels`."""
+    _, accuracy = classifier.evaluate(check_images(images), np.asarray(labels), batch_size=1000, verbose=0)
+    return float(accuracy)
 
 
 def classifier_features(classifier, images) -> np.ndarray:

@@ -183,7 +183,8 @@ class VAE(keras.Model):
         z_mean, _, _ = self.encode(images, labels, training=training)
         return self.decode(z_mean, labels, training=training)
 
-    def _compute_losses(self, images, labels, training: bool):
+    def compute_losses(self, images, labels, training: bool):
+        """A batch's negative ELBO, reconstruction term and KL term: encode, sample z, decode, score."""
         z_mean, z_log_var, z = self.encode(images, labels, training=training)
         reconstructions = self.decode(z, labels, training=training)
         return negative_elbo(images, reconstructions, z_mean, z_log_var, self.beta, self.likelihood)
@@ -202,14 +203,14 @@ class VAE(keras.Model):
 
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
         with tf.GradientTape() as tape:
-            loss, reconstruction, kl = self._compute_losses(images, labels, training=True)
+            loss, reconstruction, kl = self.compute_losses(images, labels, training=True)
         gradients = tape.gradient(loss, self.trainable_weights)
         self.optimizer.apply(gradients, self.trainable_weights)
         return self._record(images, loss, reconstruction, kl)
 
     def test_step(self, data):
         images, labels, _ = keras.utils.unpack_x_y_sample_weight(data)
-        return self._record(images, *self._compute_losses(images, labels, training=False))
+        return self._record(images, *self.compute_losses(images, labels, training=False))
 
     def get_config(self):
         return {
@@ -279,9 +280,9 @@ class RemediedVAE(VAE):
         done = ops.cast(self.optimizer.iterations + 1, "float32") / self.kl_warmup_steps
         return self.beta * ops.minimum(done, 1.0)
 
-    def _compute_losses(self, images, labels, training: bool):
+    def compute_losses(self, images, labels, training: bool):
         if not training:
-            return super()._compute_losses(images, labels, training)
+            return super().compute_losses(images, labels, training)
         z_mean, z_log_var, z = self.encode(images, labels, training=True)
         reconstructions = self.decode(z, labels, training=True)
         _, reconstruction, kl = negative_elbo(

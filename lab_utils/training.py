@@ -14,10 +14,8 @@ from typing import NamedTuple
 import h5py
 import keras
 
-from lab_utils.artifacts import artifacts_dir, load_or_make, move_aside
-from lab_utils.config import RunConfig
+from lab_utils.artifacts import load_or_make, move_aside
 from lab_utils.data import check_images, make_dataset
-from lab_utils.models import build_vae
 
 BACKUP_FOLDER = "backup"
 HISTORY_FILE = "history.csv"
@@ -72,7 +70,7 @@ def set_seed(seed: int) -> None:
     keras.utils.set_random_seed(seed)
 
 
-def _read_history(path: Path) -> dict[str, list[float]]:
+def read_history(path: Path) -> dict[str, list[float]]:
     """Read a CSVLogger file, keeping the last row logged for each epoch.
 
     CSVLogger writes "NA" for val_* columns when there is no validation data; those
@@ -113,6 +111,46 @@ def training_seconds(checkpoint_dir: str | os.PathLike) -> float | None:
         epoch, value = line.split(",")
         seconds[int(epoch)] = float(value)
     return sum(seconds.values())
+
+
+def checkpoint_callbacks(checkpoint_dir: str | os.PathLike) -> list[keras.callbacks.Callback]:
+    """Callbacks that make a `fit` resumable: per-epoch logs and times in `checkpoint_dir`, and a backup.
+
+    Call it just before `fit`: it repairs a backup damaged by a kill, and when there is no backup
+    to resume from, it starts the logs afresh. `keras.callbacks.BackupAndRestore` backs the
+    training state up after every epoch and restores it when the same fit is run again.
+    """
+    folder = Path(checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    backup = folder / BACKUP_FOLDER
+    _repair_backup(backup)
+    if not (backup / BACKUP_EPOCH).is_file():  # a fresh run starts fresh logs
+        (folder / HISTORY_FILE).unlink(missing_ok=True)
+        (folder / TIMES_FILE).unlink(missing_ok=True)
+    return [
+        _EpochTimes(folder / TIMES_FILE),
+        keras.callbacks.CSVLogger(str(folder / HISTORY_FILE), append=True),
+        keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),  # survives a kill mid-save
+    ]
+
+
+SETTINGS_FILE = "settings.json"  # in a checkpoint folder: the settings of the run it backs up
+
+
+def start_checkpoints(checkpoint_dir: str | os.PathLike, settings: dict) -> None:
+    """Keep in `checkpoint_dir` only a backup of a run with these `settings`, which then resumes.
+
+    A backup of a run with other settings belongs to a model that is being replaced: it is
+    deleted, so that training starts at the first epoch.
+    """
+    folder = Path(checkpoint_dir)
+    settings = json.loads(json.dumps(settings))
+    saved = folder / SETTINGS_FILE
+    same = saved.is_file() and json.loads(saved.read_text()) == settings
+    if (folder / BACKUP_FOLDER).exists() and not same:
+        shutil.rmtree(folder / BACKUP_FOLDER)
+    folder.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps(settings))
 
 
 def train_vae(
@@ -160,21 +198,8 @@ def train_vae(
     callbacks = list(callbacks)
     history_path = None
     if checkpoint_dir is not None:
-        folder = Path(checkpoint_dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        backup = folder / BACKUP_FOLDER
-        history_path = folder / HISTORY_FILE
-        _repair_backup(backup)
-        resuming = (backup / BACKUP_EPOCH).is_file()
-        times_path = folder / TIMES_FILE
-        if not resuming:  # a fresh run starts fresh logs
-            history_path.unlink(missing_ok=True)
-            times_path.unlink(missing_ok=True)
-        callbacks += [
-            _EpochTimes(times_path),
-            keras.callbacks.CSVLogger(str(history_path), append=True),
-            keras.callbacks.BackupAndRestore(str(backup), double_checkpoint=True),  # survives a kill mid-save
-        ]
+        history_path = Path(checkpoint_dir) / HISTORY_FILE
+        callbacks += checkpoint_callbacks(checkpoint_dir)
     history = vae.fit(
         train_data,
         validation_data=val_data,
@@ -184,7 +209,7 @@ def train_vae(
         verbose=verbose,
     )
     if history_path is not None and history_path.is_file():
-        return _read_history(history_path)
+        return read_history(history_path)
     return history.history
 
 
@@ -227,6 +252,7 @@ def train_or_load(
     checkpoints = path.with_name(path.stem + "_checkpoints")
 
     def train():
+        start_checkpoints(checkpoints, run)
         if seed is not None:
             set_seed(seed)
         model = build()
@@ -248,32 +274,3 @@ def train_or_load(
 
     model, record = load_or_make(path, run, train, retrain=retrain)
     return TrainedModel(model, record["history"], float(record["seconds"]))
-
-
-LAB_MODEL_FILE = "vae_lab.keras"
-
-
-def train_lab_model(
-    config: RunConfig, x_train, x_val=None, retrain: bool = False, verbose: str | int = 2
-) -> TrainedModel:
-    """Return the lab's VAE (Dense 512, latent 2) for `config`: loaded from artifacts/ if saved, else trained.
-
-    Notebook 02 trains it (`retrain=True` trains anew even if it is saved); the later
-    notebooks call this with the default and get the model notebook 02 saved.
-    """
-
-    def build():
-        return build_vae(latent_dim=2, hidden_units=(512,), learning_rate=1e-3, seed=config.seed)
-
-    return train_or_load(
-        build,
-        artifacts_dir(config.mode) / LAB_MODEL_FILE,
-        x_train[: config.train_size],
-        x_val,
-        settings={"model": "dense 512, latent 2", "train_size": len(x_train[: config.train_size])},
-        retrain=retrain,
-        epochs=config.epochs,
-        batch_size=config.batch_size,
-        seed=config.seed,
-        verbose=verbose,
-    )

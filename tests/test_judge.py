@@ -10,13 +10,14 @@ import pytest
 from lab_utils.config import RunConfig
 from lab_utils.judge import (
     build_classifier,
+    classifier_accuracy,
     classifier_features,
     compare_sets,
     judge_images,
-    train_or_load_judge,
 )
 from lab_utils.metrics import nearest_training_images
 from lab_utils.reports import comparison_table
+from lab_utils.trained import trained_model
 
 
 def test_judge_reads_a_set_of_images_and_exposes_features(random_images):
@@ -74,21 +75,22 @@ def test_compare_sets_judges_three_sets_alike(random_images):
     assert table[2].endswith(" | — |") and len(table) == 8
 
 
-def test_judge_is_trained_once_then_loaded_and_retrained_on_request(
+def test_judge_is_trained_once_then_loaded_and_trained_anew_for_other_settings(
     random_images, tmp_path, monkeypatch, capsys
 ):
     monkeypatch.setenv("VAE_LAB_ARTIFACTS", str(tmp_path))
     labels = np.arange(len(random_images)) % 10
     data = ((random_images, labels), (random_images[:64], labels[:64]))
     config = RunConfig(mode="fast", train_size=None, epochs=1, classifier_epochs=1)
-    first, accuracy = train_or_load_judge(config, data)
+    first = trained_model("judge", config, data).model
     assert (tmp_path / "fast" / "digit_classifier.keras").is_file() and "Saved" in capsys.readouterr().out
-    again, same = train_or_load_judge(config, data)
-    assert "Loaded" in capsys.readouterr().out and same == pytest.approx(accuracy)
+    again = trained_model("judge", config, data).model
+    assert "Loaded" in capsys.readouterr().out
+    assert classifier_accuracy(again, random_images[:64], labels[:64]) == pytest.approx(
+        classifier_accuracy(first, random_images[:64], labels[:64])
+    )
     np.testing.assert_allclose(
         again.predict(random_images[:5], verbose=0), first.predict(random_images[:5], verbose=0)
     )
-    train_or_load_judge(RunConfig(mode="fast", train_size=None, epochs=1, classifier_epochs=2), data)
+    trained_model("judge", RunConfig(mode="fast", train_size=None, epochs=1, classifier_epochs=2), data)
     assert "other settings" in capsys.readouterr().out  # a judge of other settings is not reused
-    train_or_load_judge(config, data, retrain=True)
-    assert "Saved" in capsys.readouterr().out

@@ -323,10 +323,10 @@ def test_free_bits_charge_each_dimension_at_least_lambda_and_report_the_true_kl(
     np.testing.assert_allclose(kl_per_dimension(z_mean, z_log_var), [0.005, 2.0], rtol=1e-5)
     images = np.full((4, 784), 0.5, "float32")
     vae.encode = lambda images, labels=None, training=False: (z_mean, z_log_var, z_mean)
-    loss, reconstruction, kl = (float(v) for v in vae._compute_losses(images, None, training=True))
+    loss, reconstruction, kl = (float(v) for v in vae.compute_losses(images, None, training=True))
     assert kl == pytest.approx(2.005)  # what is logged is the true KL
     assert loss == pytest.approx(reconstruction + 0.5 + 2.0)  # dimension 0 is charged λ, not 0.005
-    validation, _, _ = vae._compute_losses(images, None, training=False)
+    validation, _, _ = vae.compute_losses(images, None, training=False)
     assert float(validation) == pytest.approx(reconstruction + 2.005)  # validation scores the plain ELBO
 
 

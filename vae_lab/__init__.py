@@ -8,6 +8,8 @@ from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent  # the kit's checkout: notebooks/, pyproject.toml, build/
 NOTEBOOKS = KIT / "notebooks"
+RETRAIN_VARIABLE = "VAE_LAB_RETRAIN"  # 1: each trained model is trained anew, once per run
+RETRAIN_SINCE_VARIABLE = "VAE_LAB_RETRAIN_SINCE"  # its start (time.time()): later saves are kept
 
 
 def lab_notebooks() -> list[Path]:

@@ -1,14 +1,16 @@
 """Execute the lab notebooks top to bottom on a fresh kernel and/or export them to HTML.
 
-The run mode comes from VAE_LAB_MODE (`make run` sets full). Execution uses nbclient; the
-export uses nbconvert's HTMLExporter on an inert copy of each notebook (`safe_html.neutralise`:
-a student's notebook may hold HTML that would run in the browser of whoever opens the export),
-and each page carries a Content-Security-Policy.
+The run mode comes from VAE_LAB_MODE (`make run` sets full). With VAE_LAB_RETRAIN=1 each
+model is trained anew once: the run sets VAE_LAB_RETRAIN_SINCE to its start for every kernel.
+Execution uses nbclient; the export uses nbconvert's HTMLExporter on an inert copy of each
+notebook (`safe_html.neutralise`: a student's notebook may hold HTML that would run in the
+browser of whoever opens the export), and each page carries a Content-Security-Policy.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbconvert import HTMLExporter
 
-from vae_lab import safe_html
+from vae_lab import RETRAIN_SINCE_VARIABLE, RETRAIN_VARIABLE, safe_html
 
 
 def join_adjacent_streams(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -75,6 +77,9 @@ def run(
 
     With `html_only`, nothing runs: the notebooks are exported to that folder as they are.
     """
+    if os.environ.get(RETRAIN_VARIABLE) and not os.environ.get(RETRAIN_SINCE_VARIABLE):
+        # each kernel retrains a model saved before now and loads one saved since (by an earlier notebook)
+        os.environ[RETRAIN_SINCE_VARIABLE] = str(time.time())
     html_folder = html_only or html
     if html_folder:
         html_folder.mkdir(parents=True, exist_ok=True)
