@@ -1,4 +1,4 @@
-"""The computed Observations of notebooks 05, 06 and 07: each sentence from the run's own figures.
+"""The computed Observations of notebooks 02 to 07: each sentence from the run's own figures.
 
 Every function takes the figures a notebook measured and returns Markdown. A sentence that
 judges (within the noise or beyond it, a gap or none) has a branch for each outcome, and
@@ -46,6 +46,113 @@ def _against(difference: float, spread: float) -> str:
     if abs(difference) <= spread:
         return "within"
     return "about the size of" if abs(difference) <= 1.5 * spread else "beyond"
+
+
+# Notebooks 02, 03 and 04 ------------------------------------------------------------------
+
+
+OVERFIT_GAP = 1.0  # nats: a test loss this much above the training loss is read as overfitting
+
+
+def training_observations(
+    history: Mapping[str, Sequence[float]], untrained_loss: float, floor: float, train_images: int
+) -> str:
+    """Notebook 02's Observations: the final losses, what the grey-pixel `floor` explains of the
+    reconstruction term, the test-minus-training gap, and what the epochs after the first added."""
+    loss, test = history["loss"], history["val_loss"]
+    reconstruction, kl = history["val_reconstruction_loss"][-1], history["val_kl_loss"][-1]
+    gap = test[-1] - loss[-1]
+    verdict = (
+        "no sign of overfitting (the model does as well on unseen test images)"
+        if gap <= OVERFIT_GAP
+        else "the model fits its training images better than unseen ones: a sign of overfitting"
+    )
+    later = (
+        f"; the remaining {len(test) - 1} epochs lower it by {test[0] - test[-1]:.1f} nats more."
+        if len(test) > 1
+        else "."
+    )
+    return bullets(
+        f"After **{len(loss)} epochs** on {train_images:,} images, the test-set negative ELBO is "
+        f"**{test[-1]:.1f} nats per image** (train: {loss[-1]:.1f}); the untrained model scored "
+        f"{untrained_loss:.1f}.",
+        f"Reconstruction costs **{reconstruction:.1f} nats** and the KL term **{kl:.2f} nats**. Of the "
+        f"reconstruction, {floor:.1f} nats is the grey-pixel floor that no decoder removes (notebook 01); "
+        f"the other {reconstruction - floor:.1f} nats are what the 2-number code leaves unexplained.",
+        f"Validation minus training loss: **{_signed(gap)} nats**: {verdict}.",
+        f"The first epoch takes the test loss from {untrained_loss:.1f} to {test[0]:.1f} nats{later}",
+    )
+
+
+def latent_space_observations(z_mean, z_log_var, labels, radius: float = 2.5) -> str:
+    """Notebook 03's Observations on the test codes of a 2-D latent space: which digit clouds lie
+    closest and farthest, how the codes spread against the prior, how narrow each posterior is."""
+    z_mean, labels = np.asarray(z_mean), np.asarray(labels)
+    centroids = np.array([z_mean[labels == digit].mean(axis=0) for digit in range(10)])
+    distances = np.linalg.norm(centroids[:, None] - centroids[None], axis=-1)
+    pairs = sorted((distances[a, b], a, b) for a in range(10) for b in range(a + 1, 10))
+    closest = [f"**{a}–{b}**" for _, a, b in pairs[:3]]
+    spread = ", ".join(f"{value:.2f}" for value in z_mean.std(axis=0))
+    narrow = ", ".join(f"{value:.3f}" for value in np.exp(0.5 * np.asarray(z_log_var)).mean(axis=0))
+    outside = float(np.mean(np.linalg.norm(z_mean, axis=1) > radius))
+    prior_outside = float(np.exp(-(radius**2) / 2))  # P(|z| > r) under a 2-D standard normal
+    return bullets(
+        f"The closest digit clouds are {_and_list(closest)}: in the manifold these digits turn into "
+        f"each other. The farthest apart are **{pairs[-1][1]}–{pairs[-1][2]}**.",
+        f"The codes spread with standard deviations ({spread}) per dimension, against the prior's 1, and "
+        f"{outside:.1%} of test codes lie farther than {radius:g} from the origin, where the prior puts "
+        f"{prior_outside:.1%} of its samples. The KL term pulls the codes towards $\\mathcal{{N}}(0, I)$ "
+        "but does not make them match it (notebook 07 maps where the two differ).",
+        f"Each image's own posterior is narrow (average standard deviation ({narrow})): the encoder is "
+        "confident where in the plane an image belongs.",
+    )
+
+
+def comparison_observations(
+    elbo: Mapping[str, float],
+    first_images: Mapping[str, float],
+    references: Mapping[str, float],
+    results: Mapping[str, Mapping],
+    real_vs_real: float,
+    labels,
+    hardest_digit: str,
+    checks: Sequence[str] = (),
+) -> str:
+    """Notebook 04's Observations.
+
+    `elbo` holds the test set's `negative_elbo`; `first_images` the negative ELBO and the IWAE
+    estimate of −log p(x) on the same first images (`negative_elbo`, `negative_log_px`,
+    `images`); `references` the no-code and grey-floor figures (`no_code`, `floor`); `results`
+    is `judge.compare_sets`'; `labels` the test images' digits; `hardest_digit` and `checks`
+    (the copying and memorisation sentences) are added as they are.
+    """
+    counts = np.asarray(results["generated"]["digit_counts"])
+    share = counts / counts.sum()
+    real = np.bincount(np.asarray(labels), minlength=10) / len(labels)
+    loose = first_images["negative_elbo"] - first_images["negative_log_px"]
+    originals, recon, generated = results["originals"], results["reconstructions"], results["generated"]
+    return bullets(
+        f"The test negative ELBO is **{elbo['negative_elbo']:.1f} nats** (Bernoulli cross-entropy plus KL). "
+        f"On the first {first_images['images']:,} images it is {first_images['negative_elbo']:.1f} and the "
+        f"importance-weighted (IWAE) estimate {first_images['negative_log_px']:.1f}, so there the ELBO is "
+        f"loose by at least {loose:.1f} nats.",
+        f"Against notebook 01's references: the latent code takes the score "
+        f"{references['no_code'] - elbo['negative_elbo']:.1f} nats below the no-code figure "
+        f"({references['no_code']:.1f}); {references['floor']:.1f} nats of what is left is the grey-pixel "
+        "floor no decoder removes.",
+        hardest_digit,
+        f"The classifier recognises **{recon['accuracy']:.1%}** of reconstructions as the original's digit "
+        f"(originals: {originals['accuracy']:.1%}); its confidence drops from "
+        f"{originals['mean_confidence']:.3f} on originals to {recon['mean_confidence']:.3f} on "
+        f"reconstructions and {generated['mean_confidence']:.3f} on generated digits.",
+        f"Among generated digits the most common class is **{int(share.argmax())}** ({share.max():.1%}) "
+        f"and the rarest **{int(share.argmin())}** ({share.min():.1%}); each digit is "
+        f"{real.min():.1%}–{real.max():.1%} of the real test images.",
+        f"Fréchet distance to the originals: reconstructions {recon['frechet_distance']:.1f}, generated "
+        f"{generated['frechet_distance']:.1f}. The originals' 0.00 is the set against itself; two real sets "
+        f"(as many training images against the originals) are {real_vs_real:.2f} apart.",
+        *checks,
+    )
 
 
 # Notebook 05 ---------------------------------------------------------------------------------

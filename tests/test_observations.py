@@ -11,16 +11,19 @@ from lab_utils.observations import (
     bound_observation,
     bullets,
     collapse_observation,
+    comparison_observations,
     conditional_verdict,
     continuous_bernoulli_parts,
     experiments_observations,
     holes_observation,
     kl_split_observation,
+    latent_space_observations,
     likelihood_observations,
     prior_and_mixture_observation,
     remedies_observation,
     shared_regions_observation,
     spread_comparison,
+    training_observations,
     wider_code_observation,
 )
 
@@ -264,3 +267,47 @@ def test_bound_observation_says_whether_the_refined_proposal_tightened_the_estim
 
 def test_bullets_make_a_markdown_list():
     assert bullets("a", "b") == "- a\n- b"
+
+
+def _history(train, test, reconstruction=140.0, kl=6.0):
+    return {"loss": train, "val_loss": test, "val_reconstruction_loss": [reconstruction] * len(test),
+            "val_kl_loss": [kl] * len(test)}
+
+
+def test_training_observations_read_the_gap_between_test_and_training_loss():
+    close = training_observations(_history([170.0, 150.0], [152.0, 150.5]), 543.0, 80.0, 60_000)
+    assert "After **2 epochs** on 60,000 images, the test-set negative ELBO is **150.5 nats" in close
+    assert "**+0.50 nats**: no sign of overfitting" in close and "the other 60.0 nats" in close
+    assert "from 543.0 to 152.0 nats; the remaining 1 epochs lower it by 1.5 nats more." in close
+    apart = training_observations(_history([140.0], [145.0]), 543.0, 80.0, 5_000)
+    assert "**+5.00 nats**: the model fits its training images better" in apart and "nats more" not in apart
+
+
+def test_latent_space_observations_name_the_closest_clouds_and_the_share_outside_the_disc():
+    labels = np.repeat(np.arange(10), 20)
+    centres = np.array([[digit * 1.0, 0.0] for digit in range(10)])
+    centres[7] = [6.3, 0.0]  # 6 and 7 closest
+    z_mean = centres[labels] + np.random.default_rng(0).normal(0, 0.01, (200, 2))
+    said = latent_space_observations(z_mean, np.full((200, 2), np.log(0.04)), labels)
+    assert said.startswith("- The closest digit clouds are **6–7**, ")
+    assert "farthest apart are **0–9**" in said
+    assert f"{np.mean(np.linalg.norm(z_mean, axis=1) > 2.5):.1%} of test codes lie farther than 2.5" in said
+    assert "the prior puts 4.4% of its samples" in said and "standard deviation (0.200, 0.200)" in said
+
+
+def test_comparison_observations_compute_each_figure_from_the_results():
+    judged = {"accuracy": 0.9, "mean_confidence": 0.8, "frechet_distance": 10.0,
+              "digit_counts": np.full(10, 10)}
+    results = {"originals": {**judged, "accuracy": 0.99, "frechet_distance": 0.0},
+               "reconstructions": judged,
+               "generated": {**judged, "digit_counts": np.array([30, 0, 10, 10, 10, 10, 10, 10, 10, 0])}}
+    said = comparison_observations(
+        {"negative_elbo": 150.0}, {"images": 1000, "negative_elbo": 151.0, "negative_log_px": 146.5},
+        {"no_code": 206.0, "floor": 80.0}, results, 2.5,
+        np.r_[np.zeros(12, int), np.arange(1, 10).repeat(11)],  # 0 is 12 of 111 test images, the others 11
+        "HARDEST", ["COPYING", "MEMORY"],
+    ).splitlines()
+    assert "loose by at least 4.5 nats" in said[0] and "56.0 nats below the no-code figure (206.0)" in said[1]
+    assert said[2] == "- HARDEST" and said[-2:] == ["- COPYING", "- MEMORY"]
+    assert "most common class is **0** (30.0%) and the rarest **1** (0.0%)" in said[4]
+    assert "each digit is 9.9%–10.8% of the real test images" in said[4]
