@@ -157,3 +157,23 @@ def test_reconstruction_loss_mistakes_are_named(wrong, hint):
 
 def test_a_failed_check_is_an_assertion_error_so_graders_count_it_as_failed():
     assert issubclass(CheckFailed, AssertionError)
+
+
+def test_the_checks_numpy_figures_are_the_kits_losses():
+    """lab_utils.checks runs where TensorFlow never loads (the grader's workers), so it computes the
+    expected KL and reconstruction loss in NumPy; they must stay the losses the VAE trains on."""
+    from lab_utils import losses
+
+    rng = np.random.default_rng(3)
+    z_mean, z_log_var = rng.normal(0, 1.5, (50, 4)), rng.uniform(-4, 1, (50, 4))
+    expected = losses.kl_terms(z_mean, z_log_var)
+    np.testing.assert_allclose(checks.kl_terms(z_mean, z_log_var), expected, rtol=1e-6)
+    images = (rng.random((20, 784)) < 0.3).astype("float32")
+    images[:, ::5] = rng.random((20, 157), dtype="float32")
+    probabilities = rng.uniform(0, 1, (20, 784)).astype("float32")
+    probabilities[:, :10] = images[:, :10].round()  # exactly 0 or 1: the clipped ends
+    np.testing.assert_allclose(
+        checks.binary_cross_entropy(images, probabilities),
+        np.asarray(losses.reconstruction_loss(images, probabilities)),
+        rtol=1e-4,
+    )

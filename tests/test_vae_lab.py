@@ -1,18 +1,19 @@
 """The vae_lab package: the `vae-lab` command pyproject installs, and no TensorFlow where grading runs.
 
 `import lab_utils` starts TensorFlow (seconds, and memory per process); the command's own
-process and the sandboxed answer worker must not pay for it. The grading workers do, when they
-run the instructor's checks (`lab_utils.checks` computes with Keras).
+process, the grading workers that run the instructor's checks and the sandboxed answer worker
+must not pay for it (the workers set VAE_LAB_WITHOUT_TENSORFLOW; `lab_utils.checks` is NumPy).
 """
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from vae_lab import sandbox
+from vae_lab import sandbox, workers
 
 pytest.importorskip("nh3", reason="the classroom tools need the [lab] extra")
 
@@ -39,6 +40,26 @@ def test_the_answer_worker_starts_without_tensorflow(tmp_path):
     with sandbox.Answer(source, {}, tmp_path / "work", limits, unsafe=True) as answer:
         assert answer.ready == {"ok": True}
         assert answer.get("heavy") == 0
+
+
+ANSWER = (
+    "def kl_per_image(z_mean, z_log_var):\n"
+    "    return 0.5 * np.sum(z_mean**2 + np.exp(z_log_var) - 1 - z_log_var, axis=1)\n"
+)
+CHECK = "checks.check_kl_per_image(kl_per_image)\nchecks.check_kl_per_image(kl_per_image, seed=7)"
+
+
+def graded_without_tensorflow(workdir: str) -> tuple[str, list[str]]:
+    """In a grading worker: grade one answer (sandbox off), then list the heavy modules it imported."""
+    limits = sandbox.Limits(seconds=60)
+    status, _ = sandbox.run_check(CHECK, ANSWER, ANSWER, {}, Path(workdir), limits, unsafe=True)
+    return status, sorted({name.split(".")[0] for name in sys.modules} & {"tensorflow", "keras"})
+
+
+def test_a_grading_worker_runs_the_checks_without_tensorflow(tmp_path):
+    with workers.worker_pool(1) as pool:
+        status, heavy = pool.submit(graded_without_tensorflow, str(tmp_path / "work")).result(timeout=240)
+    assert status == "passed" and heavy == []
 
 
 def test_a_line_printed_piece_by_piece_is_stored_as_one_output():

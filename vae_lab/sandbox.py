@@ -4,7 +4,7 @@
 hidden tests), the student's answer cell, and runs them apart:
 
 - the answer cell executes in `answer_worker.py`, in a fresh Python inside a sandbox: a throwaway
-  working folder is the only writable place; the Python environment and `lab_utils` are read-only;
+  working folder is the only writable place; the Python environment, `lab_utils` and `vae_lab` are read-only;
   the course (solutions, gradebook, other students) and the network are not there; its own PID
   namespace, a non-root user, and limits on time, memory, processes and output size;
 - the check executes here, in the grader, with the real `lab_utils.checks`. Where it calls the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -39,6 +40,7 @@ import numpy as np
 
 from vae_lab.answer_worker import decode, encode  # the sandbox's side of the same wire format
 
+PACKAGE_FOLDER = Path(__file__).resolve().parent  # vae_lab
 WORKER = Path(__file__).resolve().with_name("answer_worker.py")
 MAX_REPLY = 64 << 20  # bytes of one reply from the sandbox
 SANDBOX_HOME = "/home/student"
@@ -113,9 +115,9 @@ def _command(workdir: Path, unsafe: bool) -> list[str]:
     python = [sys.executable, "-I", "-B"]
     if unsafe:
         return [*python, str(WORKER)]
-    import lab_utils
-
-    readable = [Path(sys.prefix), Path(sys.base_prefix), Path(lab_utils.__file__).resolve().parent]
+    kit = importlib.util.find_spec("lab_utils")  # found, not imported: importing it would start TensorFlow
+    # lab_utils imports from vae_lab (its lock and setting names), so an answer can import both
+    readable = [Path(sys.prefix), Path(sys.base_prefix), Path(kit.origin).resolve().parent, PACKAGE_FOLDER]
     command = [bubblewrap() or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
     command += ["--unshare-cgroup-try", "--die-with-parent", "--new-session"]
     # /proc, /dev and an empty /tmp first: a later mount hides an earlier one below it, and the
@@ -175,7 +177,9 @@ class AnswerError(Exception):
 class Answer:
     """The student's answer cell running in a sandbox; `call` and `get` ask it for values."""
 
-    def __init__(self, source: str, given: dict, workdir: Path, limits: Limits, unsafe: bool = False) -> None:
+    def __init__(
+        self, source: str, predefined: dict, workdir: Path, limits: Limits, unsafe: bool = False
+    ) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds
         workdir.mkdir(parents=True, exist_ok=True)
@@ -196,7 +200,7 @@ class Answer:
         self.selector.register(self.process.stdout, selectors.EVENT_READ)
         self.buffer = b""
         try:
-            self.ready = self._ask({"source": source, "given": given})
+            self.ready = self._ask({"source": source, "predefined": predefined})
         except BaseException:
             self.close()  # a cell that never finishes must not outlive its grading
             raise
@@ -288,7 +292,7 @@ class Answer:
         return self._value(self._ask({"get": name}), name)
 
 
-class _Remote:
+class _AnswerFunction:
     """Stands in for the student's function: each call runs in the sandbox."""
 
     def __init__(self, answer: Answer, name: str) -> None:
@@ -317,7 +321,7 @@ def run_check(
     check_source: str,
     answer_source: str,
     model_answer: str,
-    given: dict,
+    predefined: dict,
     workdir: Path,
     limits: Limits = Limits(),
     unsafe: bool = False,
@@ -332,20 +336,20 @@ def run_check(
     functions, values = defined_names(model_answer)
     printed = io.StringIO()
     try:
-        with Answer(answer_source, given, workdir, limits, unsafe) as answer:
+        with Answer(answer_source, predefined, workdir, limits, unsafe) as answer:
             if "error" in answer.ready:
                 error = answer.ready["error"]
                 message = f"your answer cell raised {error.get('type')}: {error.get('message')}"
                 if error.get("type") == "NotImplementedError":
                     message = "your answer cell still raises NotImplementedError: write your answer there."
                 return "failed", [_error_output("AnswerCellError", message)]
-            names = {name: _Remote(answer, name) for name in functions}
+            names = {name: _AnswerFunction(answer, name) for name in functions}
             for name in values:
                 try:
                     names[name] = answer.get(name)
                 except (AnswerError, NotImplementedError) as error:
                     return "failed", [_error_output("AnswerCellError", f"{name}: {error}")]
-            namespace = {"checks": checks, "np": np, **given, **names}
+            namespace = {"checks": checks, "np": np, **predefined, **names}
             with contextlib.redirect_stdout(printed):
                 exec(compile(check_source, "<graded cell>", "exec"), namespace)  # noqa: S102 - instructor's code
     except AnswerStopped as stopped:

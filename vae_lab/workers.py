@@ -10,21 +10,30 @@ import ast
 import hashlib
 import json
 import multiprocessing
+import os
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from vae_lab import sandbox
+from vae_lab import WITHOUT_TENSORFLOW_VARIABLE, sandbox
 from vae_lab.course import cell_source, nbgrader_cells
+
+
+def _without_tensorflow() -> None:
+    os.environ[WITHOUT_TENSORFLOW_VARIABLE] = "1"  # lab_utils.checks then runs on NumPy alone
 
 
 def worker_pool(workers: int) -> ProcessPoolExecutor:
     """Worker processes started afresh ("spawn"): a forked copy of a process that already runs
     NumPy's or nbgrader's threads can hang on a lock one of them held (seen here once, in about
-    a hundred students graded)."""
-    return ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn"))
+    a hundred students graded). They never import TensorFlow."""
+    return ProcessPoolExecutor(
+        max_workers=max(1, workers),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_without_tensorflow,
+    )
 
 
 def made_up_history(student: str) -> dict[str, list[float]]:
@@ -47,7 +56,7 @@ def made_up_history(student: str) -> dict[str, list[float]]:
 def grade_student(job: dict) -> dict:
     """Run every autograded cell of one student's normalised notebooks; return the results."""
     results = {"student": job["student"], "notebooks": {}}
-    given = {"history": made_up_history(job["student"])}
+    predefined = {"history": made_up_history(job["student"])}
     limits = sandbox.Limits(seconds=job["timeout"])
     with tempfile.TemporaryDirectory(prefix=f"grade-{job['student']}-") as scratch:
         for notebook, exercises in job["exercises"].items():
@@ -66,7 +75,7 @@ def grade_student(job: dict) -> dict:
                     exercise["check"],
                     answer,
                     exercise["model_answer"],
-                    {name: value for name, value in given.items() if name in exercise["check"]},
+                    {name: value for name, value in predefined.items() if name in exercise["check"]},
                     Path(scratch) / exercise["check_id"],
                     limits,
                     job["unsafe"],
