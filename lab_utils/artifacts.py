@@ -77,18 +77,18 @@ def record_path(path: str | os.PathLike) -> Path:
     return path.with_name(path.stem + ".record.json")
 
 
-def load_or_make(
+def cached_model(
     path: str | os.PathLike,
     settings: dict,
-    make: Callable[[], tuple[keras.Model, dict]],
+    train: Callable[[], tuple[keras.Model, dict]],
     retrain: bool = False,
 ) -> tuple[keras.Model, dict]:
-    """Return (model, record): loaded from `path` if its record holds the same `settings`, else made.
+    """Return (model, record): loaded from `path` if its record holds the same `settings`, else trained.
 
-    `make()` returns a trained model and its record (any JSON-able dict); both are saved
-    atomically, the record with `settings` added. `retrain=True` always makes the model anew.
+    `train()` returns a trained model and its record (any JSON-able dict); both are saved
+    atomically, the record with `settings` added. `retrain=True` always trains the model anew.
     One process at a time works on a path: another one waits for it, then loads what it saved.
-    A file that cannot be read is moved aside (`*.damaged`), never deleted, and the model made anew.
+    A file that cannot be read is moved aside (`*.damaged`), never deleted, and the model trained anew.
     """
     path = Path(path)
     if path.suffix != ".keras":
@@ -100,7 +100,7 @@ def load_or_make(
         if saved is not None:
             return saved
         print(f"Training {shown_path(path)}{' anew, as asked' if retrain else ''}.", flush=True)
-        model, record = make()
+        model, record = train()
         record = {**record, "settings": settings}
         save_with_record(path, model, record)
         return model, record

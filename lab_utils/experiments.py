@@ -18,12 +18,13 @@ def run_experiment(
     reference_features,
     config: RunConfig | None = None,
     data=None,
-    samples: int = 1000,
+    generated: int = 1000,
     verbose: str | int = 2,
 ) -> dict:
     """The row of the model called `name`: −ELBO, IWAE log p(x), sample quality, training time.
 
-    The model comes from `trained.trained_model` (trained, or loaded if saved). The −ELBO and
+    The model comes from `trained.trained_model` (trained, or loaded if saved); the judge reads
+    `generated` images it decodes from prior draws. The −ELBO and
     the IWAE estimate are computed on the same images: the first `config.iwae_images` test
     images, with `config.experiment_iwae_samples` samples per image. `config` and `data`
     default to this run's. With `verbose` (Keras' setting) it says which model it is on and
@@ -35,7 +36,7 @@ def run_experiment(
     vae, history, seconds = trained_model(name, config, data, verbose)
     conditional = experiment.architecture == "conditional"
     labels = y_test[: config.iwae_images] if conditional else None
-    intended = np.arange(samples) % 10 if conditional else None
+    intended = np.arange(generated) % 10 if conditional else None
     figures = likelihood_figures(
         vae,
         x_test[: config.iwae_images],
@@ -44,7 +45,7 @@ def run_experiment(
         seed=config.seed,
         progress=bool(verbose),
     )
-    generated = vae.generate(samples, config.seed, intended)
+    images = vae.generate(generated, config.seed, intended)
     return {
         **asdict(experiment),
         "epochs": len(history["loss"]),
@@ -54,7 +55,7 @@ def run_experiment(
         "log_px": -figures["negative_log_px"],
         "test_images": figures["images"],
         "iwae_samples": figures["samples"],
-        **judge_images(classifier, generated, reference_features, intended),
+        **judge_images(classifier, images, reference_features, intended),
         "train_seconds": seconds,
         "model": vae,
     }

@@ -3,7 +3,7 @@
 Each name has one recipe (which model, which images, which notebook shows it), written once
 below. The run mode (`config.py`) sets the sizes and the folder; the seed is the run's unless
 the recipe names one. A saved model trained with the same settings is loaded, else the model
-is trained and saved (`artifacts.load_or_make`: atomic, locked, damaged files moved aside).
+is trained and saved (`artifacts.cached_model`: atomic, locked, damaged files moved aside).
 
 Retraining: with VAE_LAB_RETRAIN=1 each model is trained anew once per run. A model saved
 before the run started is trained again; one saved since (by an earlier notebook of the same
@@ -27,7 +27,7 @@ from pathlib import Path
 import keras
 from filelock import FileLock, Timeout
 
-from lab_utils.artifacts import artifacts_dir, load_or_make, record_path, save_with_record, shown_path
+from lab_utils.artifacts import artifacts_dir, cached_model, record_path, save_with_record, shown_path
 from lab_utils.config import RunConfig, get_run_config
 from lab_utils.data import N_PIXELS, binarise, load_mnist
 from lab_utils.judge import train_judge
@@ -193,7 +193,7 @@ def trained_model(
     path = model_path(name, config)
 
     if found.experiment is None:
-        classifier, record = load_or_make(
+        classifier, record = cached_model(
             path,
             _settings(found, config),
             lambda: train_judge(x_train, y_train, config.classifier_epochs, config.seed, verbose),

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import h5py
 import keras
 
-from lab_utils.artifacts import load_or_make, move_aside
+from lab_utils.artifacts import cached_model, move_aside
 from lab_utils.data import check_images, make_dataset
 
 BACKUP_FOLDER = "backup"
@@ -272,5 +272,5 @@ def train_or_load(
         # every finished epoch's time, those before an interruption too (the checkpoints hold them)
         return model, {"history": history, "seconds": training_seconds(checkpoints)}
 
-    model, record = load_or_make(path, run, train, retrain=retrain)
+    model, record = cached_model(path, run, train, retrain=retrain)
     return TrainedModel(model, record["history"], float(record["seconds"]))

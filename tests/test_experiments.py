@@ -43,7 +43,7 @@ def artifacts(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["β = 4", "conditional, latent 2"])
 def test_a_row_has_every_figure_and_reuses_the_saved_model(name, setting, artifacts, capsys):
     data, config, classifier, reference = setting
-    row = run_experiment(name, classifier, reference, config, data, samples=50)
+    row = run_experiment(name, classifier, reference, config, data, generated=50)
     said = capsys.readouterr().out  # which model, Keras' epoch line, the IWAE progress line
     assert f"{name}.keras." in said and "Training " in said and "4/4 - " in said
     assert "IWAE, K = 5, 20 images: 10% 20%" in said and "\x1b" not in said
@@ -53,7 +53,7 @@ def test_a_row_has_every_figure_and_reuses_the_saved_model(name, setting, artifa
     record = json.loads(record_path(artifacts / f"{name}.keras").read_text())
     assert row["train_seconds"] == record["seconds"] and row["epochs"] == len(record["history"]["loss"]) == 1
     assert (row["accuracy"] is not None) == (row["architecture"] == "conditional")
-    again = run_experiment(name, classifier, reference, config, data, samples=50)
+    again = run_experiment(name, classifier, reference, config, data, generated=50)
     assert "Loaded the trained model" in capsys.readouterr().out
     assert again["train_seconds"] == row["train_seconds"] and again["negative_elbo"] == pytest.approx(
         row["negative_elbo"], rel=0.05

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -19,8 +20,8 @@ from lab_utils.losses import (
 from lab_utils.models import (
     VAE,
     ConditionalVAE,
-    RemediedVAE,
     Sampling,
+    WarmupFreeBitsVAE,
     build_decoder,
     build_encoder,
     build_vae,
@@ -351,10 +352,22 @@ def test_the_remedies_are_saved_with_the_model_and_bad_values_are_named(tmp_path
     vae.save(tmp_path / "remedies.keras")
     loaded = keras.saving.load_model(tmp_path / "remedies.keras")
     assert (loaded.kl_warmup_steps, loaded.free_bits) == (10, 0.25)
-    assert isinstance(loaded, RemediedVAE) and type(build_vae(hidden_units=(8,), jit_compile=False)) is VAE
+    assert isinstance(loaded, WarmupFreeBitsVAE)
+    assert type(build_vae(hidden_units=(8,), jit_compile=False)) is VAE
+    # a model saved when the class was called RemediedVAE still loads, as this class
+    with zipfile.ZipFile(tmp_path / "remedies.keras") as saved:
+        files = {name: saved.read(name) for name in saved.namelist()}
+    assert b'"lab_utils>WarmupFreeBitsVAE"' in files["config.json"]
+    config = files["config.json"]
+    files["config.json"] = config.replace(b'"lab_utils>WarmupFreeBitsVAE"', b'"lab_utils>RemediedVAE"')
+    with zipfile.ZipFile(tmp_path / "old_name.keras", "w") as old:
+        for name, data in files.items():
+            old.writestr(name, data)
+    older = keras.saving.load_model(tmp_path / "old_name.keras")
+    assert isinstance(older, WarmupFreeBitsVAE) and older.free_bits == 0.25
     with pytest.raises(ValueError, match="kl_warmup_steps=-1"):
-        RemediedVAE(build_encoder(), build_decoder(), kl_warmup_steps=-1)
+        WarmupFreeBitsVAE(build_encoder(), build_decoder(), kl_warmup_steps=-1)
     with pytest.raises(ValueError, match="free_bits=-0.5"):
-        RemediedVAE(build_encoder(), build_decoder(), free_bits=-0.5)
+        WarmupFreeBitsVAE(build_encoder(), build_decoder(), free_bits=-0.5)
     with pytest.raises(ValueError, match="not the conditional one"):
         build_vae(architecture="conditional", hidden_units=(8,), jit_compile=False, free_bits=1.0)

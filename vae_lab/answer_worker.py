@@ -3,7 +3,7 @@
 The grader (`vae_lab/sandbox.py`) starts this file with `python -I` in a bubblewrap sandbox and
 talks to it over stdin/stdout, one JSON message per line (arrays travel as base64 `.npy` bytes):
 
-    grader -> {"source": answer cell, "given": {name: JSON value}}   <- {"ok": true} or {"error": ...}
+    grader -> {"source": answer cell, "predefined": {name: JSON value}}   <- {"ok": true} or {"error": ...}
     grader -> {"call": name, "args": [array, ...]}                   <- {"value": array} or {"error": ...}
     grader -> {"get": name}                                          <- {"value": array} or {"error": ...}
 
@@ -87,7 +87,7 @@ def main() -> None:
         replies.flush()
 
     first = json.loads(requests.readline())
-    namespace = {"__name__": "__main__", "np": np, "keras": _LazyModule("keras"), **first["given"]}
+    namespace = {"__name__": "__main__", "np": np, "keras": _LazyModule("keras"), **first["predefined"]}
     try:
         exec(compile(first["source"], "<your answer cell>", "exec"), namespace)  # noqa: S102 - the point
     except BaseException as error:  # noqa: BLE001 - report anything, SystemExit included

@@ -108,7 +108,7 @@ def _grade(
         for result in pool.map(grade_student, work):
             student = result["student"]
             result["status"] = {
-                notebook: _rollup(status, result["notebooks"].get(notebook, {}))
+                notebook: _notebook_status(status, result["notebooks"].get(notebook, {}))
                 for notebook, status in statuses[student].items()
             }
             (results_dir / f"{student}.json").write_text(json.dumps(result, indent=1))
@@ -179,7 +179,7 @@ def _exercises(source: Path) -> dict[str, list[dict]]:
     return exercises
 
 
-def _rollup(status: str, graded: dict) -> str:
+def _notebook_status(status: str, graded: dict) -> str:
     """A notebook's status, naming the exercises that timed out, crashed or touched the checks."""
     problems = {
         "timeout": [check for check, result in graded.items() if result["status"] == "timeout"],
