@@ -9,6 +9,7 @@ from statistics import NormalDist
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patheffects import withStroke
 from matplotlib.ticker import MaxNLocator
 
 from lab_utils.data import IMAGE_SIZE
@@ -229,6 +230,23 @@ def plot_latent_manifold(vae, n: int = 20, quantile_range: tuple[float, float] =
     return figure
 
 
+# A colour per digit: Paul Tol's "muted" scheme and black. Every pair of digits stays apart (a
+# CAM02-UCS distance of at least 11) in simulated deuteranopia, protanopia and tritanopia
+# (tests/test_plots.py), where tab10's closest pair fell to 1.6; each cloud also carries its digit.
+DIGIT_COLOURS = ("#CC6677", "#332288", "#DDCC77", "#117733", "#88CCEE")
+DIGIT_COLOURS += ("#882255", "#44AA99", "#999933", "#AA4499", "#000000")
+
+
+def write_digits(axis, z_mean, labels, digits) -> None:
+    """Write each digit at the median of its codes, outlined in white: a key that needs no colour."""
+    for digit in digits:
+        points = z_mean[labels == digit]
+        if len(points):
+            x, y = np.median(points[:, :2], axis=0)
+            axis.text(x, y, str(digit), ha="center", va="center", fontsize=14, fontweight="bold",
+                      color=DIGIT_COLOURS[digit], path_effects=[withStroke(linewidth=3, foreground="white")])
+
+
 def plot_latent_scatter(z_mean, labels, title: str = "Test images in latent space (z_mean)") -> Figure:
     """Scatter the first two latent coordinates of encoded images, coloured by digit, with a legend."""
     z_mean, labels = np.asarray(z_mean), np.asarray(labels)
@@ -238,10 +256,10 @@ def plot_latent_scatter(z_mean, labels, title: str = "Test images in latent spac
         )
     figure = Figure(figsize=(7, 6), layout="constrained")
     axis = figure.subplots()
-    colours = matplotlib.colormaps["tab10"]
     for digit in range(10):
         points = z_mean[labels == digit]
-        axis.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color=colours(digit), label=str(digit))
+        axis.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color=DIGIT_COLOURS[digit], label=str(digit))
+    write_digits(axis, z_mean, labels, range(10))
     axis.legend(title="digit", markerscale=4, loc="center left", bbox_to_anchor=(1.0, 0.5))
     axis.set_xlabel("z[0]")
     axis.set_ylabel("z[1]")
@@ -363,20 +381,19 @@ def plot_shared_regions(z_mean, labels, grid_digits, extent, groups=((4, 9), (3,
         raise ValueError(
             "grid_digits must cover a square code_grid, and z_mean and labels must have one row per image."
         )
-    colours = matplotlib.colormaps["tab10"]
     digit_map = grid_digits.reshape(side, side)
     figure = Figure(figsize=(6 * len(groups), 5.5), layout="constrained")
     for axis, group in zip(np.atleast_1d(figure.subplots(1, len(groups))), groups):
         shade = np.zeros((side, side, 4))
         for digit in group:
-            shade[digit_map == digit] = colours(digit)
+            shade[digit_map == digit] = matplotlib.colors.to_rgba(DIGIT_COLOURS[digit])
         shade[..., 3] = np.where(np.isin(digit_map, group), 0.35, 0.0)
         axis.imshow(shade, extent=extent)
         for digit in group:
             points = z_mean[labels == digit]
-            axis.scatter(
-                points[:, 0], points[:, 1], s=3, alpha=0.5, color=colours(digit), label=f"codes of {digit}s"
-            )
+            label = f"codes of {digit}s"
+            axis.scatter(points[:, 0], points[:, 1], s=3, alpha=0.5, color=DIGIT_COLOURS[digit], label=label)
+        write_digits(axis, z_mean, labels, group)
         _prior_circles(axis)
         axis.set_xlim(extent[:2])
         axis.set_ylim(extent[2:])

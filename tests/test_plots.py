@@ -300,3 +300,33 @@ def test_image_rows_keep_long_row_labels_apart():
         assert (
             box.x1 <= axis.get_window_extent(renderer).x0 and box.x0 >= 0
         )  # beside the row, inside the figure
+
+
+@pytest.mark.parametrize("deficiency", ["deuteranomaly", "protanomaly", "tritanomaly"])
+def test_every_pair_of_digit_colours_stays_apart_for_colour_blind_students(deficiency):
+    """The latent scatter's key is colour (and each cloud's digit, written at its centre): simulated at
+    full severity, no two digits' colours come closer than 10 in CAM02-UCS (tab10: 1.6 in protanopia)."""
+    colorspacious = pytest.importorskip("colorspacious")
+    import itertools
+
+    from matplotlib.colors import to_rgb
+
+    from lab_utils.plots import DIGIT_COLOURS
+
+    simulated = {"name": "sRGB1+CVD", "cvd_type": deficiency, "severity": 100}
+    seen = colorspacious.cspace_converter(simulated, "sRGB1")
+    points = [colorspacious.cspace_convert(np.clip(seen(to_rgb(colour)), 0, 1), "sRGB1", "CAM02-UCS")
+              for colour in DIGIT_COLOURS]
+    pairs = itertools.combinations(enumerate(points), 2)
+    closest = min((np.linalg.norm(a - b), i, j) for (i, a), (j, b) in pairs)
+    assert len(DIGIT_COLOURS) == 10 and closest[0] >= 10, f"digits {closest[1:]} are {closest[0]:.1f} apart"
+
+
+def test_the_latent_scatter_writes_each_digit_at_its_cloud():
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), 30)
+    z_mean = np.c_[labels * 1.0, np.zeros(300)] + rng.normal(0, 0.05, (300, 2))
+    figure = plot_latent_scatter(z_mean, labels)
+    written = {text.get_text(): text.get_position() for text in figure.axes[0].texts}
+    assert sorted(written) == [str(digit) for digit in range(10)]
+    assert abs(written["7"][0] - 7.0) < 0.1
