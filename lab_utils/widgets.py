@@ -9,6 +9,7 @@ and timed without a browser.
 
 from __future__ import annotations
 
+import base64
 import io
 
 import ipywidgets as widgets
@@ -45,14 +46,49 @@ def _check_index(index, count: int, name: str = "index") -> int:
     return int(index)
 
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def snapshot(widget: widgets.Widget) -> bytes:
+    """A PNG of the pictures a widget shows now (each `widgets.Image` in it), side by side on white."""
+    found, stack = [], [widget]
+    while stack:
+        current = stack.pop(0)
+        if isinstance(current, widgets.Image) and current.value:
+            found.append(Image.open(io.BytesIO(current.value)).convert("RGB"))
+        stack[:0] = list(getattr(current, "children", ()))
+    if not found:
+        raise ValueError("this widget shows no picture to take a snapshot of.")
+    gap = 12
+    width = sum(picture.width for picture in found) + gap * (len(found) - 1)
+    sheet = Image.new("RGB", (width, max(picture.height for picture in found)), "white")
+    left = 0
+    for picture in found:
+        sheet.paste(picture, (left, 0))
+        left += picture.width + gap
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 class _Explorer:
     """An explorer shows as its ipywidgets container, as a cell's value or through `display()`."""
 
     widget: widgets.Widget
 
     def _ipython_display_(self):
-        # ipywidgets 7 (Colab) widgets have no _repr_mimebundle_; display() works on 7 and 8.
-        display(self.widget)
+        """The widget and, in the same output, a PNG of what it shows now (`snapshot`).
+
+        JupyterLab and Colab draw the live widget; what cannot run it (`vae-lab html`, a
+        repository's notebook view, a PDF) shows the picture instead of nothing. The bundle is
+        the one ipywidgets 7 and 8 display, with the picture added.
+        """
+        view = {"version_major": 2, "version_minor": 0, "model_id": self.widget.model_id}
+        picture = base64.b64encode(snapshot(self.widget)).decode("ascii")
+        display({"text/plain": repr(self.widget)[:110], WIDGET_VIEW: view, "image/png": picture}, raw=True)
+        displayed = getattr(self.widget, "_handle_displayed", None)  # ipywidgets 7: on_displayed callbacks
+        if displayed is not None:
+            displayed()
 
 
 class _ScatterBackground:

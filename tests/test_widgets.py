@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
+import ipywidgets as widgets
 import numpy as np
 import pytest
 from PIL import Image
@@ -258,3 +260,15 @@ def test_every_explorer_displays_as_its_widget(trained, how):
         views = [output.data[WIDGET_VIEW] for output in captured.outputs if WIDGET_VIEW in output.data]
         assert [view["model_id"] for view in views] == [explorer.widget.model_id], (name, captured.stdout)
         assert not captured.stderr, (name, captured.stderr)
+        assert "Error" not in captured.stdout, (name, captured.stdout)  # IPython prints a display's error
+        # beside the view, a picture of the explorer now, for what cannot run a widget (an HTML export)
+        output = next(output for output in captured.outputs if WIDGET_VIEW in output.data)
+        picture = Image.open(io.BytesIO(base64.b64decode(output.data["image/png"])))
+        shown = [item for item in _all_children(explorer.widget) if isinstance(item, widgets.Image)]
+        assert picture.width >= max(Image.open(io.BytesIO(item.value)).width for item in shown), name
+
+
+def _all_children(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _all_children(child)
