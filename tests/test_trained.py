@@ -163,3 +163,70 @@ def test_the_lock_is_released_after_the_page_fit(data, folder):
     lab_on_the_page(data)
     lock = trained._LOCKS[str(folder / "vae_lab.keras")]
     assert not lock.is_locked and os.path.exists(f"{folder / 'vae_lab.keras'}.lock")
+
+
+def test_the_training_view_draws_every_epoch_and_a_restored_run_once(data, folder, monkeypatch):
+    """The live view of notebook 02's fit: one figure per epoch, updated in place; a rerun that restores
+    the saved model draws its saved history once."""
+    from lab_utils import training_view
+
+    shown = []
+
+    class Handle:
+        def update(self, figure):
+            shown.append(("update", figure))
+
+    def display(figure, display_id=False):
+        shown.append(("display", figure))
+        return Handle()
+
+    monkeypatch.setattr(training_view, "display", display)
+    figures, draw = [], training_view.TrainingView.figure
+
+    def figure(view, history):
+        figures.append(draw(view, history))
+        return figures[-1]
+
+    monkeypatch.setattr(training_view.TrainingView, "figure", figure)
+    (x_train, y_train), (x_test, y_test) = data
+
+    def fit():
+        set_seed(CONFIG.seed)
+        vae = VAE(build_encoder(seed=CONFIG.seed), build_decoder(), name="vae")
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=64)
+        view = training_view.TrainingView(x_test, y_test, codes=50)
+        vae.fit(make_dataset(x_train, batch_size=50, shuffle=True, seed=CONFIG.seed), epochs=2, shuffle=False,
+                verbose=0, validation_data=make_dataset(x_test, batch_size=50),
+                callbacks=[*trained.keep("lab", CONFIG), view])
+        return view
+
+    view = fit()
+    assert [how for how, _ in shown] == ["display", "update"] and len(view.seconds) == 2
+    assert all(picture.data.startswith(b"\x89PNG") for _, picture in shown)  # stored as an ordinary image
+    last = figures[-1]
+    assert last._suptitle.get_text() == "after 2 epochs" and len(last.axes) == 4  # losses, KL, images, codes
+    assert sorted(text.get_text() for text in last.axes[3].texts) == [str(digit) for digit in range(10)]
+    shown.clear()
+    fit()  # restored: no epoch runs, the saved run is drawn once
+    assert [how for how, _ in shown] == ["display"] and figures[-1]._suptitle.get_text() == "after 2 epochs"
+
+
+def test_watching_the_training_does_not_change_it(data, monkeypatch):
+    """The view encodes test images after every epoch; through the Sampling layer that would move its
+    random generator, and the same seed would train another model (the lab model's test loss moved)."""
+    from lab_utils import training_view
+
+    monkeypatch.setattr(training_view, "display", lambda picture, display_id=False: type(
+        "Handle", (), {"update": lambda self, picture: None})())
+    (x_train, _), (x_test, y_test) = data
+
+    def weights(callbacks):
+        set_seed(CONFIG.seed)
+        vae = VAE(build_encoder(seed=CONFIG.seed), build_decoder(), name="vae")
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=64)
+        vae.fit(make_dataset(x_train, batch_size=50, shuffle=True, seed=CONFIG.seed), epochs=2, shuffle=False,
+                verbose=0, callbacks=callbacks)
+        return vae.get_weights()
+
+    plain, watched = weights([]), weights([training_view.TrainingView(x_test, y_test, codes=50)])
+    assert all(np.array_equal(a, b) for a, b in zip(plain, watched))
