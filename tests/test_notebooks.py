@@ -305,8 +305,34 @@ def test_notebook_02_builds_compiles_and_fits_the_lab_model_on_the_page():
     assert "encoder = build_encoder(" in code and "decoder = build_decoder(" in code
     assert "vae = VAE(encoder, decoder" in code and "vae.compile(optimizer=keras.optimizers.Adam(" in code
     fit = next(cell for cell in cells if "vae.fit(" in _source(cell))
-    assert 'callbacks=trained.keep("lab")' in _source(fit) and len(_source(fit).splitlines()) <= 12
+    assert 'trained.keep("lab")' in _source(fit) and len(_source(fit).splitlines()) <= 12
     said = _stored_text(fit)
     epochs = 10  # full mode's (lab_utils.config)
     assert [f"Epoch {epoch}/{epochs}" in said for epoch in range(1, epochs + 1)] == [True] * epochs
     assert "Saved the trained model to artifacts/full/vae_lab.keras." in said
+    # the live view's last state, stored as an ordinary image (issue 32)
+    pictures = [output for output in fit["outputs"] if "image/png" in output.get("data", {})]
+    assert "TrainingView(" in _source(fit) and len(pictures) == 1
+
+
+_EXPLORERS = "LatentExplorer|InterpolationExplorer|ReconstructionBrowser|SamplerExplorer|ConditionalGenerator"
+_EXPLORER = re.compile(rf"^({_EXPLORERS})\(", re.MULTILINE)
+
+
+@pytest.mark.parametrize("name", ["03_generate_and_explore.ipynb", "05_experiments.ipynb",
+                                  "07_what_the_elbo_hides.ipynb"])
+def test_the_html_export_shows_a_picture_where_each_explorer_is(name, tmp_path):
+    """An HTML export (what instructors read; a repository view and a PDF alike) cannot run a widget:
+    each explorer's output carries a picture of it, which the export shows in its place."""
+    pytest.importorskip("nbconvert")
+    import nbformat
+
+    from vae_lab.notebooks import export_html
+
+    notebook = nbformat.read(NOTEBOOKS[0].parent / name, as_version=4)
+    page = export_html(notebook, tmp_path / "page.html").read_text()
+    cells = page.split('<div class="jp-Cell ')[1:]
+    assert len(cells) == len(notebook.cells)
+    explorers = [number for number, cell in enumerate(notebook.cells)
+                 if cell.cell_type == "code" and _EXPLORER.search(cell.source)]
+    assert explorers and [number for number in explorers if "<img" not in cells[number]] == []
