@@ -226,6 +226,8 @@ def trained_model(
 def untrained_model(name: str, config: RunConfig | None = None) -> keras.Model:
     """The VAE called `name` as its recipe builds it, before training (compiled, seeded)."""
     config = config or get_run_config()
+    if recipe(name).experiment is None:
+        raise ValueError(f"{name!r} is not a VAE; judge.build_classifier builds the untrained judge.")
     settings = _settings(recipe(name), config)
     steps_per_epoch = math.ceil(settings["train_size"] / config.batch_size)
     return _build(recipe(name).experiment, settings["seed"], steps_per_epoch)
@@ -247,11 +249,6 @@ def _build(experiment: Experiment, seed: int, steps_per_epoch: int) -> keras.Mod
 def history(name: str, config: RunConfig | None = None) -> dict[str, list[float]]:
     """The per-epoch logs saved with the model called `name` (Keras' History.history)."""
     return _record(name, config)["history"]
-
-
-def training_time(name: str, config: RunConfig | None = None) -> float:
-    """The seconds spent training the model called `name`, every epoch counted once."""
-    return float(_record(name, config)["seconds"])
 
 
 def _record(name: str, config: RunConfig | None) -> dict:

@@ -61,6 +61,9 @@ def test_every_recipe_is_named_once_and_an_unknown_name_lists_them():
     }
     with pytest.raises(KeyError, match="'dense, latent 3'.*'lab', 'judge'"):
         trained.recipe("dense, latent 3")
+    with pytest.raises(ValueError, match="'judge' is not a VAE"):
+        trained.untrained_model("judge", CONFIG)
+    assert trained.untrained_model("conv, latent 2", CONFIG).encoder.count_params() == 105_476
 
 
 def test_a_model_is_trained_once_then_loaded_by_name(data, folder, capsys):
