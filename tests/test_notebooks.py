@@ -336,3 +336,25 @@ def test_the_html_export_shows_a_picture_where_each_explorer_is(name, tmp_path):
     explorers = [number for number, cell in enumerate(notebook.cells)
                  if cell.cell_type == "code" and _EXPLORER.search(cell.source)]
     assert explorers and [number for number in explorers if "<img" not in cells[number]] == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
+def test_every_figure_has_a_line_saying_what_to_look_for(path):
+    """Under each figure a student reads what to look for (the explorers have their own text above
+    them; the exercises' figures are the student's own)."""
+    cells = _cells(path)
+    headings = [number for number, cell in enumerate(cells) if _source(cell).startswith("## Your turn")]
+    end = headings[0] if headings else len(cells)
+    figures = [
+        number
+        for number, cell in enumerate(cells[:end])
+        if cell["cell_type"] == "code"
+        and any("image/png" in output.get("data", {}) and WIDGET_VIEW not in output.get("data", {})
+                for output in cell["outputs"])
+    ]
+    uncaptioned = [number for number in figures
+                   if not _source(cells[number + 1]).startswith("*What to look for:* ")]
+    assert figures and uncaptioned == []
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
