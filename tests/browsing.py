@@ -115,3 +115,21 @@ def jupyter(arguments: list[str], cwd: Path, env: dict, log_path: Path, ready: s
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(timeout=5)
+
+
+# nbconvert's and nbgrader's pages load MathJax 2.7.7 from this CDN; tests serve npm's copy in its place
+MATHJAX_CDN = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/"
+
+
+def serve_mathjax(mathjax: Path):
+    """A route handler answering the CDN's MathJax URLs from the npm copy; anything else off-machine fails."""
+
+    def handle(route):
+        url = route.request.url.split("?")[0]
+        path = mathjax / url[len(MATHJAX_CDN) :] if url.startswith(MATHJAX_CDN) else None
+        if path is None or not path.is_file():
+            return route.abort()
+        kind = "application/javascript" if path.suffix == ".js" else "application/octet-stream"
+        return route.fulfill(path=str(path), content_type=kind)
+
+    return handle

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import gzip
 import os
+import shutil
+import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +124,24 @@ def playwright_api():
             pytest.fail(reason + ". CI is set and CI installs both, so this is a failure, not a skip.")
         pytest.skip(reason)
     return api
+
+
+@pytest.fixture(scope="session")
+def mathjax(tmp_path_factory) -> Path:
+    """MathJax 2.7.7 from npm (the version the pages load from their CDN), unpacked; its folder."""
+    folder = tmp_path_factory.mktemp("mathjax")
+    if shutil.which("npm") is None:
+        reason = "npm is missing, so MathJax cannot be served to check that the pages typeset their maths"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    packed = subprocess.run(
+        ["npm", "pack", "--silent", "mathjax@2.7.7", "--pack-destination", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert packed.returncode == 0, packed.stderr
+    with tarfile.open(folder / packed.stdout.strip().splitlines()[-1]) as archive:
+        archive.extractall(folder, filter="data")
+    return folder / "package"

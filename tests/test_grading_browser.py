@@ -25,13 +25,12 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tarfile
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.browsing import free_port, jupyter, launch_chromium, local_server
+from tests.browsing import free_port, jupyter, launch_chromium, local_server, serve_mathjax
 from tests.test_classroom import AUTOGRADED_POINTS, _edit, classroom
 from vae_lab import safe_html
 
@@ -45,7 +44,6 @@ PWNED = "/pwned/"
 SERVER_START_S = 60
 SETTLE_MS = 1500  # onerror, ontoggle and a meta refresh all fire well within this after load
 # nbconvert's and nbgrader's pages load MathJax 2.7.7 from this CDN; the test serves npm's copy in its place
-MATHJAX_CDN = "https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/"
 
 
 def act(kind: str) -> str:
@@ -279,27 +277,6 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def mathjax(tmp_path_factory) -> Path:
-    """MathJax 2.7.7 from npm (the version the pages load from their CDN), unpacked; its folder."""
-    folder = tmp_path_factory.mktemp("mathjax")
-    if shutil.which("npm") is None:
-        reason = "npm is missing, so MathJax cannot be served to check that the pages typeset their maths"
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    packed = subprocess.run(
-        ["npm", "pack", "--silent", "mathjax@2.7.7", "--pack-destination", str(folder)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert packed.returncode == 0, packed.stderr
-    with tarfile.open(folder / packed.stdout.strip().splitlines()[-1]) as archive:
-        archive.extractall(folder, filter="data")
-    return folder / "package"
-
-
-@pytest.fixture(scope="module")
 def browser(playwright_api, tmp_path_factory):
     with launch_chromium(playwright_api, tmp_path_factory.mktemp("chromium")) as browser:
         yield browser
@@ -335,20 +312,6 @@ ACTIVE_IN_CELLS_JS = """([cells, mathjax]) => {
 }"""
 
 
-def _serve_mathjax(mathjax: Path):
-    """A route handler answering the CDN's MathJax URLs from the npm copy; anything else off-machine fails."""
-
-    def handle(route):
-        url = route.request.url.split("?")[0]
-        path = mathjax / url[len(MATHJAX_CDN) :] if url.startswith(MATHJAX_CDN) else None
-        if path is None or not path.is_file():
-            return route.abort()
-        kind = "application/javascript" if path.suffix == ".js" else "application/octet-stream"
-        return route.fulfill(path=str(path), content_type=kind)
-
-    return handle
-
-
 # MathJax has typeset the page, or is not there (not loaded, or kept out by the page's policy).
 MATHJAX_DONE_JS = """() => !window.MathJax || (MathJax.isReady && MathJax.Hub.queue.pending === 0
                                                 && MathJax.Hub.queue.running === 0)"""
@@ -370,7 +333,7 @@ def _open(browser, mathjax: Path, url: str, answer: str, screenshot: str | None 
     context = browser.new_context(viewport={"width": 1300, "height": 900})
     pwned: list[str] = []
     context.on("request", lambda request: PWNED in request.url and pwned.append(request.url))
-    context.route(lambda url: not url.startswith("http://127.0.0.1:"), _serve_mathjax(mathjax))
+    context.route(lambda url: not url.startswith("http://127.0.0.1:"), serve_mathjax(mathjax))
     try:
         page = context.new_page()
         page.goto(url, wait_until="load", timeout=30_000)

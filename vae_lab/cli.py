@@ -7,6 +7,7 @@
   vae-lab run --html build/html    # execute (without writing back), export HTML
   vae-lab html build/html          # export the committed outputs as they are
   vae-lab stacks [colab|floor|newest]   # the tests and notebooks on the students' software stacks
+  vae-lab record NOTEBOOK --student ID  # a student's lab record: the executed notebook as a PDF, no code
 
 The committed notebooks are the instructor versions (solutions, hidden tests and points in the
 nbgrader cell metadata); the classroom commands work in an nbgrader course folder (git-ignored,
@@ -21,7 +22,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from vae_lab import lab_notebooks, notebooks, stacks
+from vae_lab import KIT, lab_notebooks, notebooks, record, stacks
 from vae_lab.course import ASSIGNMENT, DEFAULT_COURSE, ClassroomError
 from vae_lab.feedback import feedback
 from vae_lab.grading import grade
@@ -83,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     html.add_argument("html_only", metavar="folder", type=Path, help="where the HTML pages go")
     html.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
     html.set_defaults(write=False, html=None, timeout=0)  # nothing runs
+    records = commands.add_parser("record", help="a student's lab record: an executed notebook as a PDF")
+    records.add_argument("notebook", type=Path, help="the executed notebook, e.g. notebooks/02_vae_lab.ipynb")
+    records.add_argument("--student", required=True, help="the name or id the record shows")
+    records.add_argument("--out", type=Path, help="the PDF (default: build/records/<notebook>_<student>.pdf)")
     checked = commands.add_parser(
         "stacks", help="the unit tests and every notebook on the Colab, lowest-version and newest stacks"
     )
@@ -125,6 +130,14 @@ def main(argv: list[str] | None = None) -> int:
             return feedback(arguments.course, arguments.jobs, arguments.show_hidden_tests)
         elif arguments.command == "stacks":
             return _check_stacks(arguments.names, parser)
+        elif arguments.command == "record":
+            if not arguments.notebook.is_file():
+                parser.error(f"{arguments.notebook} is not a file: pass an executed notebook (.ipynb).")
+            default = KIT / "build" / "records" / f"{arguments.notebook.stem}_{arguments.student}.pdf"
+            try:
+                record.write_record(arguments.notebook, arguments.student, arguments.out or default)
+            except ValueError as error:
+                parser.error(str(error))
         else:
             _run_notebooks(arguments, parser)
     except ClassroomError as error:
