@@ -64,3 +64,14 @@ def test_the_record_of_notebook_02_is_a_pdf_with_its_sections_and_figures(tmp_pa
     folder = Path(os.environ.get("BROWSER_ARTIFACTS") or REPO / "build" / "test-artifacts")
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(written, folder / "record_02.pdf")
+
+
+def test_the_command_names_the_pdf_after_the_notebook_and_a_safe_form_of_the_id(monkeypatch, tmp_path):
+    from vae_lab import cli
+
+    written = []
+    monkeypatch.setattr(record, "write_record", lambda path, student, target: written.append(target))
+    assert cli.main(["record", str(NOTEBOOK), "--student", "../Ann Lee"]) == 0
+    assert written[0].name == "02_vae_lab_.._Ann_Lee.pdf" and written[0].parent.name == "records"
+    with pytest.raises(SystemExit):
+        cli.main(["record", str(tmp_path / "missing.ipynb"), "--student", "s1"])

@@ -19,6 +19,7 @@ finished (whatever the students handed in), 2 on a problem you can fix (the mess
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         elif arguments.command == "record":
             if not arguments.notebook.is_file():
                 parser.error(f"{arguments.notebook} is not a file: pass an executed notebook (.ipynb).")
-            default = KIT / "build" / "records" / f"{arguments.notebook.stem}_{arguments.student}.pdf"
+            named = re.sub(r"[^A-Za-z0-9_.-]", "_", arguments.student.strip())  # safe in a file name
+            default = KIT / "build" / "records" / f"{arguments.notebook.stem}_{named}.pdf"
             try:
                 record.write_record(arguments.notebook, arguments.student, arguments.out or default)
             except ValueError as error:
