@@ -23,11 +23,18 @@ import re
 import sys
 from pathlib import Path
 
-from vae_lab import KIT, lab_notebooks, notebooks, record, stacks
+from vae_lab import KIT, lab_notebooks, stacks
 from vae_lab.course import ASSIGNMENT, DEFAULT_COURSE, ClassroomError
-from vae_lab.feedback import feedback
-from vae_lab.grading import grade
-from vae_lab.release import release
+
+try:  # what makes pages inert (nh3) comes with the kit's [lab] extra; Colab's --no-deps install lacks it
+    from vae_lab import notebooks, record
+    from vae_lab.feedback import feedback
+    from vae_lab.grading import grade
+    from vae_lab.release import release
+except ModuleNotFoundError as error:
+    MISSING = error.name
+else:
+    MISSING = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,6 +121,10 @@ def _check_stacks(names: list[str], parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
+    if MISSING is not None and arguments.command != "stacks":
+        print(f"error: vae-lab {arguments.command} needs {MISSING}: pip install {MISSING} "
+              "(it comes with the kit's [lab] extra).", file=sys.stderr)
+        return 2
     try:
         if arguments.command == "release":
             release(arguments.course)
