@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from lab_utils.artifacts import artifacts_dir, cached_model, record_path, save_with_record, shown_path
 from lab_utils.config import RunConfig, get_run_config
@@ -45,6 +45,7 @@ from lab_utils.training import (
     training_seconds,
 )
 from vae_lab import RETRAIN_SINCE_VARIABLE  # vae_lab imports no TensorFlow
+from vae_lab.locks import acquire
 
 RUN_SETTINGS = ("epochs", "batch_size", "seed")  # what train_or_load adds to a model's settings
 _STARTED = time.time()  # a retraining run that does not say when it started started with this kernel
@@ -318,11 +319,7 @@ class _KeepAsNamed(keras.callbacks.Callback):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         lock = _LOCKS.setdefault(str(self.path), FileLock(f"{self.path}.lock"))
         if not lock.is_locked:
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                print(f"Another run is training {self.path.name}; waiting for it to finish...", flush=True)
-                lock.acquire()
+            acquire(lock, f"Another run is training {self.path.name}; waiting for it to finish...")
         start_checkpoints(self.checkpoints, self.settings)
         backup = self.checkpoints / BACKUP_FOLDER
         if _retraining(self.path, self.config):

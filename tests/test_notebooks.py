@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from vae_lab import SECTIONS
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9]*.ipynb"))
-SECTIONS = ("Aim", "Objectives", "Algorithm", "Pseudocode", "Code", "Observations", "Conclusion", "Result")
 
 
 def _cells(path: Path) -> list[dict]:

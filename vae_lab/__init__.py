@@ -8,6 +8,8 @@ from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent  # the kit's checkout: notebooks/, pyproject.toml, build/
 NOTEBOOKS = KIT / "notebooks"
+# The lab write-up's sections, in its order: every notebook has them, and a lab record keeps them.
+SECTIONS = ("Aim", "Objectives", "Algorithm", "Pseudocode", "Code", "Observations", "Conclusion", "Result")
 WITHOUT_TENSORFLOW_VARIABLE = "VAE_LAB_WITHOUT_TENSORFLOW"  # 1 in grading workers: lab_utils skips TensorFlow
 RETRAIN_VARIABLE = "VAE_LAB_RETRAIN"  # 1: each trained model is trained anew, once per run
 RETRAIN_SINCE_VARIABLE = "VAE_LAB_RETRAIN_SINCE"  # its start (time.time()): later saves are kept

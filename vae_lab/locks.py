@@ -9,15 +9,20 @@ from collections.abc import Iterator
 from filelock import FileLock, Timeout
 
 
-@contextlib.contextmanager
-def held_lock(path: str | os.PathLike, waiting: str) -> Iterator[None]:
-    """Hold the file lock `path` for the block; if another process holds it, print `waiting` and wait."""
-    lock = FileLock(str(path))
+def acquire(lock: FileLock, waiting: str) -> None:
+    """Take `lock`; if another process holds it, print `waiting` and wait for it."""
     try:
         lock.acquire(timeout=0)
     except Timeout:
         print(waiting, flush=True)
         lock.acquire()
+
+
+@contextlib.contextmanager
+def held_lock(path: str | os.PathLike, waiting: str) -> Iterator[None]:
+    """Hold the file lock `path` for the block; if another process holds it, print `waiting` and wait."""
+    lock = FileLock(str(path))
+    acquire(lock, waiting)
     try:
         yield
     finally:

@@ -19,10 +19,9 @@ from pathlib import Path
 import nbformat
 from nbconvert import HTMLExporter
 
-from vae_lab import safe_html
+from vae_lab import SECTIONS, safe_html
 
 BADGES = "[![Open In Colab]"  # the first cell's line of launch badges
-SECTIONS = ("Aim", "Objectives", "Algorithm", "Pseudocode", "Code", "Observations", "Conclusion", "Result")
 # MathJax has typeset the page, or is not there (not loaded, or kept out by the page's policy).
 MATHJAX_DONE = """() => !window.MathJax || (MathJax.isReady && MathJax.Hub.queue.pending === 0
                                             && MathJax.Hub.queue.running === 0)"""
