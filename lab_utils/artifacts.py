@@ -82,11 +82,14 @@ def cached_model(
     settings: dict,
     train: Callable[[], tuple[keras.Model, dict]],
     retrain: bool = False,
+    fetch: Callable[[], bool] | None = None,
 ) -> tuple[keras.Model, dict]:
     """Return (model, record): loaded from `path` if its record holds the same `settings`, else trained.
 
     `train()` returns a trained model and its record (any JSON-able dict); both are saved
     atomically, the record with `settings` added. `retrain=True` always trains the model anew.
+    `fetch()`, asked before training, may put the model at `path` from elsewhere (a model bundle)
+    and return True; it is then loaded like a saved one.
     One process at a time works on a path: another one waits for it, then loads what it saved.
     A file that cannot be read is moved aside (`*.damaged`), never deleted, and the model trained anew.
     """
@@ -97,6 +100,8 @@ def cached_model(
     path.parent.mkdir(parents=True, exist_ok=True)
     with held_lock(f"{path}.lock", f"Another run is training {path.name}; waiting for it to finish..."):
         saved = None if retrain else _load_if_current(path, settings)
+        if saved is None and not retrain and fetch is not None and fetch():
+            saved = _load_if_current(path, settings)
         if saved is not None:
             return saved
         print(f"Training {shown_path(path)}{' anew, as asked' if retrain else ''}.", flush=True)

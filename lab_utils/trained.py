@@ -11,6 +11,12 @@ before the run started is trained again; one saved since (by an earlier notebook
 
 Notebook 02 trains the lab model on the page with its own `vae.fit(...)`; `keep("lab")` gives
 that fit the callbacks that save it under its name, or restore it when it is saved already.
+
+Model bundles: with VAE_LAB_MODELS set (a bundle file or URL, `vae_lab.bundle`), a model that is
+not saved here is taken from the bundle before it would be trained, if the bundle holds it with
+the same settings: the kit builds it from its recipe, loads the bundle's weights (arrays only)
+and saves it here. Otherwise, or when the bundle cannot be used, it is trained, and the notebook
+says why.
 """
 
 from __future__ import annotations
@@ -20,17 +26,26 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import keras
 from filelock import FileLock
 
-from lab_utils.artifacts import artifacts_dir, cached_model, record_path, save_with_record, shown_path
+from lab_utils.artifacts import (
+    artifacts_dir,
+    cached_model,
+    record_path,
+    save_with_record,
+    shown_path,
+    write_atomically,
+)
 from lab_utils.config import RunConfig, get_run_config
 from lab_utils.data import N_PIXELS, binarise, load_mnist
-from lab_utils.judge import train_judge
+from lab_utils.judge import build_classifier, train_judge
 from lab_utils.models import build_vae
 from lab_utils.training import (
     BACKUP_EPOCH,
@@ -44,7 +59,8 @@ from lab_utils.training import (
     train_or_load,
     training_seconds,
 )
-from vae_lab import RETRAIN_SINCE_VARIABLE  # vae_lab imports no TensorFlow
+from vae_lab import MODELS_VARIABLE, RETRAIN_SINCE_VARIABLE  # vae_lab imports no TensorFlow
+from vae_lab.bundle import Bundle, BundleError, open_bundle
 from vae_lab.locks import acquire
 
 RUN_SETTINGS = ("epochs", "batch_size", "seed")  # what train_or_load adds to a model's settings
@@ -175,6 +191,56 @@ def _retraining(path: Path, config: RunConfig) -> bool:
 
 
 @functools.cache
+def _bundle(source: str) -> Bundle | None:
+    """The bundle at `source`, opened once per kernel; None (said once, with why) if it cannot be used."""
+    try:
+        return open_bundle(source)
+    except BundleError as error:
+        print(f"{error} Models are trained here instead.")
+        return None
+
+
+def _from_bundle(name: str, config: RunConfig) -> bool:
+    """Put the model called `name` at its path from the model bundle VAE_LAB_MODELS names, if it holds it
+    trained with this run's settings; say which and why otherwise. The caller holds the model's lock."""
+    source = os.environ.get(MODELS_VARIABLE, "").strip()
+    found, path = recipe(name), model_path(name, config)
+    if not source:
+        return False
+    bundle = _bundle(source)
+    if bundle is None:
+        return False
+    entry = bundle.entry(f"{config.mode}/{(Path(found.folder) / found.file).with_suffix('').as_posix()}")
+    settings = json.loads(json.dumps(_settings(found, config)))
+    if entry is None or entry.record.get("settings") != settings:
+        why = "does not hold it" if entry is None else "holds it trained with other settings"
+        print(f"The model bundle {bundle.shown} {why} ({name!r}, {config.mode} mode); training it here.")
+        return False
+    try:
+        weights = bundle.weights(entry)
+        model = build_classifier(config.seed) if found.experiment is None else untrained_model(name, config)
+        with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
+            # Adam's state is not in a bundle: Keras says so, and it does not matter here
+            warnings.filterwarnings("ignore", "Skipping variable loading for optimizer")
+            (Path(folder) / "model.weights.h5").write_bytes(weights)
+            model.load_weights(Path(folder) / "model.weights.h5")
+        model.optimizer.build(model.trainable_variables)  # a fresh Adam: a backup made from it fits a fit
+    except BundleError as error:
+        print(f"{error} Training {name!r} here.")
+        return False
+    except Exception as error:  # noqa: BLE001 - h5py and Keras raise many kinds for a file that is not these weights
+        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
+        print(f"The model bundle {bundle.shown}'s {entry.file} is not the weights of the {name!r} model "
+              f"({reason}); training it here.")
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomically(path, model.save)
+    write_atomically(record_path(path), lambda target: target.write_text(json.dumps(entry.record, indent=1)))
+    print(f"Took the {name} model from the model bundle {bundle.shown} (trained with these settings).")
+    return True
+
+
+@functools.cache
 def mnist() -> tuple:
     """load_mnist(), read once per kernel: the images every recipe trains on."""
     return load_mnist()
@@ -199,6 +265,7 @@ def trained_model(
             _settings(found, config),
             lambda: train_judge(x_train, y_train, config.classifier_epochs, config.seed, verbose),
             retrain=_retraining(path, config),
+            fetch=lambda: _from_bundle(name, config),
         )
         return TrainedModel(classifier, record.get("history", {}), float(record["seconds"]))
 
@@ -220,6 +287,7 @@ def trained_model(
         y_train=y_train if conditional else None,
         y_val=y_test if conditional else None,
         binarise=experiment.binarise,
+        fetch=lambda: _from_bundle(name, config),
     )
     return TrainedModel(vae, history, seconds)
 
@@ -299,14 +367,18 @@ class _KeepAsNamed(keras.callbacks.Callback):
         ]
         return "; ".join(differences) or None
 
+    def _saved_settings(self) -> dict | None:
+        """The settings the model saved under the name was trained with (None: none is saved)."""
+        record = record_path(self.path)
+        if not (self.path.is_file() and record.is_file()):
+            return None
+        return json.loads(record.read_text()).get("settings")
+
     def _restore_saved(self, backup: Path) -> None:
         """Write the saved model as the backup Keras restores from, if it was trained with these settings."""
-        record = record_path(self.path)
-        if backup.exists() or not (self.path.is_file() and record.is_file()):
+        if backup.exists() or self._saved_settings() != self.settings:
             return
-        saved = json.loads(record.read_text())
-        if saved.get("settings") != self.settings:
-            return
+        saved = json.loads(record_path(self.path).read_text())
         backup.mkdir(parents=True)
         keras.models.load_model(self.path).save_weights(backup / BACKUP_WEIGHTS)
         (backup / BACKUP_EPOCH).write_text(json.dumps({"epoch": len(saved["history"]["loss"]), "batch": 0}))
@@ -325,6 +397,8 @@ class _KeepAsNamed(keras.callbacks.Callback):
         if _retraining(self.path, self.config):
             shutil.rmtree(backup, ignore_errors=True)
         else:
+            if self._saved_settings() != self.settings:
+                _from_bundle(self.name, self.config)
             self._restore_saved(backup)
         if not self.model.built:  # Keras builds a subclassed model at its first batch; a backup needs it
             self.model.build((None, N_PIXELS))

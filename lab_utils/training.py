@@ -235,6 +235,7 @@ def train_or_load(
     y_train=None,
     y_val=None,
     binarise: bool = False,
+    fetch=None,
 ) -> TrainedModel:
     """Return the model saved at `path` if it was trained with the same settings, else train and save it.
 
@@ -242,7 +243,7 @@ def train_or_load(
     ConditionalVAE; `binarise` as in `train_vae`). Training is checkpointed next to `path`,
     so an interrupted run resumes.
     `settings` (any JSON-able description of the run) decides whether a saved model still
-    matches what is asked for; `retrain=True` always trains.
+    matches what is asked for; `retrain=True` always trains. `fetch` is `artifacts.cached_model`'s.
     """
     path = Path(path)
     run = {**(settings or {}), "epochs": epochs, "batch_size": batch_size, "seed": seed}
@@ -272,5 +273,5 @@ def train_or_load(
         # every finished epoch's time, those before an interruption too (the checkpoints hold them)
         return model, {"history": history, "seconds": training_seconds(checkpoints)}
 
-    model, record = cached_model(path, run, train, retrain=retrain)
+    model, record = cached_model(path, run, train, retrain=retrain, fetch=fetch)
     return TrainedModel(model, record["history"], float(record["seconds"]))

@@ -13,6 +13,7 @@ SECTIONS = ("Aim", "Objectives", "Algorithm", "Pseudocode", "Code", "Observation
 WITHOUT_TENSORFLOW_VARIABLE = "VAE_LAB_WITHOUT_TENSORFLOW"  # 1 in grading workers: lab_utils skips TensorFlow
 RETRAIN_VARIABLE = "VAE_LAB_RETRAIN"  # 1: each trained model is trained anew, once per run
 RETRAIN_SINCE_VARIABLE = "VAE_LAB_RETRAIN_SINCE"  # its start (time.time()): later saves are kept
+MODELS_VARIABLE = "VAE_LAB_MODELS"  # a model bundle (file or URL) trained models come from (vae_lab.bundle)
 
 
 def lab_notebooks() -> list[Path]:

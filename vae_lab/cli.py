@@ -8,6 +8,7 @@
   vae-lab html build/html          # export the committed outputs as they are
   vae-lab stacks [colab|floor|newest]   # the tests and notebooks on the students' software stacks
   vae-lab record NOTEBOOK --student ID  # a student's lab record: the executed notebook as a PDF, no code
+  vae-lab bundle [--mode full]     # the trained models in one archive students download (VAE_LAB_MODELS)
 
 The committed notebooks are the instructor versions (solutions, hidden tests and points in the
 nbgrader cell metadata); the classroom commands work in an nbgrader course folder (git-ignored,
@@ -19,11 +20,12 @@ finished (whatever the students handed in), 2 on a problem you can fix (the mess
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from pathlib import Path
 
-from vae_lab import KIT, lab_notebooks, stacks
+from vae_lab import KIT, bundle, lab_notebooks, stacks
 from vae_lab.course import ASSIGNMENT, DEFAULT_COURSE, ClassroomError
 
 try:  # what makes pages inert (nh3) comes with the kit's [lab] extra; Colab's --no-deps install lacks it
@@ -96,6 +98,15 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("notebook", type=Path, help="the executed notebook, e.g. notebooks/02_vae_lab.ipynb")
     records.add_argument("--student", required=True, help="the name or id the record shows")
     records.add_argument("--out", type=Path, help="the PDF (default: build/records/<notebook>_<student>.pdf)")
+    packing = commands.add_parser("bundle", help="pack a run mode's trained models for students to download")
+    packing.add_argument("--mode", choices=["full", "fast"], default="full", help="default: %(default)s")
+    packing.add_argument(
+        "--artifacts",
+        type=Path,
+        default=Path(os.environ.get("VAE_LAB_ARTIFACTS") or KIT / "artifacts"),
+        help="the folder holding <mode>/ (default: VAE_LAB_ARTIFACTS, else artifacts/)",
+    )
+    packing.add_argument("--out", type=Path, help="the archive (default: build/bundles/<name>.zip)")
     checked = commands.add_parser(
         "stacks", help="the unit tests and every notebook on the Colab, lowest-version and newest stacks"
     )
@@ -121,7 +132,7 @@ def _check_stacks(names: list[str], parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
-    if MISSING is not None and arguments.command != "stacks":
+    if MISSING is not None and arguments.command not in ("stacks", "bundle"):
         print(f"error: vae-lab {arguments.command} needs {MISSING}: pip install {MISSING} "
               "(it comes with the kit's [lab] extra).", file=sys.stderr)
         return 2
@@ -140,6 +151,14 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif arguments.command == "feedback":
             return feedback(arguments.course, arguments.jobs, arguments.show_hidden_tests)
+        elif arguments.command == "bundle":
+            out = arguments.out or KIT / "build" / "bundles" / bundle.default_name(arguments.mode)
+            try:
+                manifest = bundle.pack(arguments.artifacts.expanduser() / arguments.mode, out)
+            except bundle.BundleError as error:
+                parser.error(str(error))
+            print(f"Packed {len(manifest['models'])} models ({out.stat().st_size / 1e6:.1f} MB) into {out}.")
+            print("Publish it (e.g. as a release asset) and set VAE_LAB_MODELS to its URL; see the README.")
         elif arguments.command == "stacks":
             return _check_stacks(arguments.names, parser)
         elif arguments.command == "record":
