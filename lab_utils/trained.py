@@ -425,7 +425,7 @@ class _KeepAsNamed(keras.callbacks.Callback):
                 callback.on_train_end(logs)
             if self.epochs_run == 0:
                 print(
-                    f"Restored the {self.name} model saved by an earlier run ({shown_path(self.path)}); "
+                    f"Restored the {self.name} model saved in {shown_path(self.path)}; "
                     "no epoch left to train (VAE_LAB_RETRAIN=1 trains it again)."
                 )
                 history = json.loads(record_path(self.path).read_text())["history"]

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.classroom_class import AUTOGRADED_POINTS, make_class
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
-AUTOGRADED_POINTS = 9  # five self-check cells: 2 + 2 + 1 + 2 + 2
 MANUAL_POINTS = 2  # the written observation in notebook 02
 
 pytest.importorskip("nbgrader", reason="nbgrader is the [instructor] extra: pip install -e '.[instructor]'")
@@ -65,6 +66,19 @@ def course(tmp_path_factory) -> Path:
     result = classroom("release", course=folder)
     assert result.returncode == 0, result.stdout + result.stderr
     return folder
+
+
+def test_the_students_check_reads_this_release(course, tmp_path):
+    """vae_lab/released.json is what `make release` writes from the notebooks: no solution, no hidden test."""
+    from vae_lab.handin import REFERENCE, write_reference
+
+    assert write_reference(course, tmp_path / "released.json")
+    assert (tmp_path / "released.json").read_text() == REFERENCE.read_text(), (
+        "vae_lab/released.json is out of date with the notebooks: run `make release` and commit it"
+    )
+    text = REFERENCE.read_text()
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text and "seed=2024" not in text
+    assert "np.exp(0.5 * z_log_var) * epsilon" not in text  # the model answer of exercise 1
 
 
 def test_instructor_notebooks_carry_the_exercises_points_and_hidden_tests():
@@ -120,162 +134,6 @@ def test_grade_explains_bad_input(course, tmp_path):
     assert unreleased.returncode == 2 and "run `vae-lab release` first" in unreleased.stderr
 
 
-def _edit(path: Path, grade_id: str, source: str | None) -> None:
-    """Replace the source of the cell `grade_id` in the notebook at `path` (None deletes the cell)."""
-    content = json.loads(path.read_text())
-    index = next(
-        i
-        for i, cell in enumerate(content["cells"])
-        if cell["metadata"].get("nbgrader", {}).get("grade_id") == grade_id
-    )
-    if source is None:
-        del content["cells"][index]
-    else:
-        content["cells"][index]["source"] = source
-    path.write_text(json.dumps(content))
-
-
-KERAS_ANSWERS = {
-    (
-        "02_vae_lab",
-        "reparameterise",
-    ): "import tensorflow as tf\n\ndef reparameterise(z_mean, z_log_var, epsilon):\n"
-    "    return (z_mean + tf.exp(0.5 * z_log_var) * epsilon).numpy()\n",
-    ("02_vae_lab", "kl_per_image"): "from keras import ops\n\ndef kl_per_image(z_mean, z_log_var):\n"
-    "    terms = 1 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var)\n"
-    "    return ops.convert_to_numpy(-0.5 * ops.sum(terms, axis=1))\n",
-    ("03_generate_and_explore", "sample_prior"): "def sample_prior(count, latent_dim, seed):\n"
-    "    return np.random.default_rng(seed).normal(size=(count, latent_dim))\n",
-}
-HOSTILE = """\
-import glob, os, shutil, sqlite3
-for attack in [
-    lambda: print(os.listdir({submissions!r})),
-    lambda: print(open(glob.glob({course!r} + '/source/*/02*.ipynb')[0]).read()),
-    lambda: open({course!r} + '/planted.txt', 'w').write('x'),
-    lambda: os.remove({victim!r}),
-    lambda: shutil.rmtree({course!r} + '/submitted/solution'),
-    lambda: sqlite3.connect({course!r} + '/gradebook.db').execute('update grade set auto_score = 99'),
-]:
-    try:
-        attack()
-    except Exception:
-        pass
-
-def reparameterise(z_mean, z_log_var, epsilon):
-    return z_mean + np.exp(0.5 * z_log_var) * epsilon
-"""
-CHEAT_FIRST = (
-    "from lab_utils import checks\nfor name in dir(checks):\n    if name.startswith('check_'):\n"
-    "        setattr(checks, name, lambda *args, **kwargs: print('✓ right'))\n"
-)
-
-
-def _class(course: Path, folder: Path) -> dict[str, tuple[float, dict[str, str]]]:
-    """Writes the class into `folder`; returns {student: (expected autograded score, expected statuses)}."""
-    source, released = course / "source" / "vae-lab", course / "release" / "vae-lab"
-    graded = {"02_vae_lab": "graded", "03_generate_and_explore": "graded", "04_compare": "graded"}
-    expected = {}
-
-    def student(name, score, base=source, **statuses):
-        shutil.copytree(base, folder / name)
-        expected[name] = (score, graded | statuses)
-        return folder / name
-
-    student("solution", AUTOGRADED_POINTS)
-    student("untouched", 0, released)
-    keras_user = student("keras_ops", AUTOGRADED_POINTS)
-    for (notebook, grade_id), answer in KERAS_ANSWERS.items():
-        _edit(keras_user / f"{notebook}.ipynb", grade_id, answer)
-    deleter = student(
-        "deleted_check",
-        AUTOGRADED_POINTS,
-        **{"02_vae_lab": "graded cell deleted: check_kl_per_image restored as released"},
-    )
-    _edit(deleter / "02_vae_lab.ipynb", "check_kl_per_image", None)
-    truncated = student(
-        "truncated", AUTOGRADED_POINTS - 5, **{"02_vae_lab": "invalid notebook (NotJSONError; scored 0)"}
-    )
-    (truncated / "02_vae_lab.ipynb").write_bytes((truncated / "02_vae_lab.ipynb").read_bytes()[:5000])
-    renamed = student(
-        "renamed",
-        AUTOGRADED_POINTS - 5,
-        **{
-            "02_vae_lab": "missing (found 02_vae_lab (1).ipynb with its cells: "
-            "hand it in as 02_vae_lab.ipynb)"
-        },
-    )
-    (renamed / "02_vae_lab.ipynb").rename(renamed / "02_vae_lab (1).ipynb")
-    student("nbgrader_layout", AUTOGRADED_POINTS)  # as `nbgrader collect` leaves it: <student>/vae-lab/
-    shutil.move(folder / "nbgrader_layout", folder / "collected")
-    (folder / "nbgrader_layout").mkdir()
-    shutil.move(folder / "collected", folder / "nbgrader_layout" / "vae-lab")
-    hostile = student("hostile", AUTOGRADED_POINTS)
-    attack = HOSTILE.format(
-        submissions=str(folder), course=str(course), victim=str(folder / "solution" / "04_compare.ipynb")
-    )
-    _edit(hostile / "02_vae_lab.ipynb", "reparameterise", attack)
-    cheater = student(
-        "cheater",
-        0,
-        released,
-        **{
-            nb: "flagged (answer uses the grader's checks) in " + ids
-            for nb, ids in [
-                ("02_vae_lab", "check_reparameterise, check_kl_per_image, check_kl_share"),
-                ("03_generate_and_explore", "check_sample_prior"),
-                ("04_compare", "check_reconstruction_loss"),
-            ]
-        },
-    )
-    for notebook, grade_id, name in [
-        ("02_vae_lab", "reparameterise", "reparameterise"),
-        ("02_vae_lab", "kl_per_image", "kl_per_image"),
-        ("03_generate_and_explore", "sample_prior", "sample_prior"),
-        ("04_compare", "reconstruction_loss_per_image", "reconstruction_loss_per_image"),
-    ]:
-        first = CHEAT_FIRST if grade_id == "reparameterise" else "checks.check_reparameterise = print\n"
-        _edit(cheater / f"{notebook}.ipynb", grade_id, first + f"def {name}(*args):\n    return None\n")
-    _edit(cheater / "02_vae_lab.ipynb", "kl_share", "checks.check_kl_share = print\nkl_share = None\n")
-    forger = student("forger", AUTOGRADED_POINTS)  # its forged marks are dropped: 9 of 9, not more
-    content = json.loads((forger / "02_vae_lab.ipynb").read_text())
-    for cell in content["cells"]:
-        if cell["metadata"].get("nbgrader", {}).get("grade_id") == "check_reparameterise":
-            cell["metadata"]["nbgrader"]["points"] = 100
-    bonus = {
-        "grade": True,
-        "grade_id": "bonus",
-        "locked": True,
-        "points": 50,
-        "solution": False,
-        "schema_version": 3,
-    }
-    content["cells"].append(
-        {
-            "cell_type": "code",
-            "metadata": {"nbgrader": bonus},
-            "source": "pass",
-            "outputs": [],
-            "execution_count": None,
-        }
-    )
-    (forger / "02_vae_lab.ipynb").write_text(json.dumps(content))
-    looper = student(
-        "endless", AUTOGRADED_POINTS - 2, **{"03_generate_and_explore": "timeout in check_sample_prior"}
-    )
-    _edit(looper / "03_generate_and_explore.ipynb", "sample_prior", "while True:\n    pass\n")
-    printer = student("printer", AUTOGRADED_POINTS - 2)
-    _edit(printer / "04_compare.ipynb", "reconstruction_loss_per_image", "print('x' * (100 << 20))\n")
-    forker = student("forker", AUTOGRADED_POINTS - 2)
-    _edit(forker / "02_vae_lab.ipynb", "kl_per_image", "import os\nwhile True:\n    os.fork()\n")
-    linker = student(
-        "linker", AUTOGRADED_POINTS - 5, **{"02_vae_lab": "refused: a symbolic link or not a file (scored 0)"}
-    )
-    (linker / "02_vae_lab.ipynb").unlink()
-    (linker / "02_vae_lab.ipynb").symlink_to(folder / "solution" / "02_vae_lab.ipynb")
-    return expected
-
-
 def _scores(course: Path) -> dict[str, float]:
     scores = {}
     for row in csv.DictReader((course / "grades_by_exercise.csv").open()):
@@ -287,7 +145,7 @@ def _scores(course: Path) -> dict[str, float]:
 def test_a_class_with_cheats_and_faults_gets_the_right_scores_and_statuses(course, tmp_path):
     submissions = tmp_path / "submissions"
     submissions.mkdir()
-    expected = _class(course, submissions)
+    expected = make_class(course / "source" / "vae-lab", course / "release" / "vae-lab", submissions, course)
     before = digest(submissions)
     result = classroom("grade", str(submissions), "--timeout", "30", "--jobs", "2", course=course)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -362,3 +220,23 @@ def test_a_class_with_cheats_and_faults_gets_the_right_scores_and_statuses(cours
         if name != "late.json"
     } == results
     assert _scores(course)["late"] == AUTOGRADED_POINTS
+
+    # Each student's own check (`vae-lab check`, sandboxed here as in the grader) agrees with the grader.
+    from vae_lab.handin import check_folder
+    from vae_lab.intake import student_folders
+
+    graded = {}
+    for row in csv.DictReader((course / "grades_by_exercise.csv").open()):
+        if row["graded_by"] == "autograder":
+            graded.setdefault(row["student_id"], {})[row["exercise"]] = row["outcome"]
+    statuses = {}
+    for row in csv.DictReader((course / "grading_status.csv").open()):
+        statuses.setdefault(row["student_id"], {})[row["notebook"]] = row["status"]
+    for student, folder in student_folders(submissions).items():
+        checked = check_folder(folder, student, out=tmp_path / "handed-in" / f"{student}.zip")
+        assert {
+            check: outcome for result in checked.values() for check, outcome in result["exercises"].items()
+        } == {check: outcome for check, outcome in graded[student].items() if outcome}, student
+        assert {notebook: result["status"] for notebook, result in checked.items()} == {
+            notebook: status for notebook, status in statuses[student].items() if notebook in checked
+        }, student

@@ -31,7 +31,8 @@ if sandbox.bubblewrap() is None:
 def grade(
     answer: str, tmp_path: Path, limits: sandbox.Limits = FAST, unsafe: bool = False
 ) -> tuple[str, str]:
-    status, outputs = sandbox.run_check(CHECK, answer, MODEL, {}, tmp_path / "work", limits, unsafe)
+    names = sandbox.defined_names(MODEL)
+    status, outputs = sandbox.run_check(CHECK, answer, names, {}, tmp_path / "work", limits, unsafe)
     return status, " ".join(output.get("text") or output.get("evalue", "") for output in outputs)
 
 

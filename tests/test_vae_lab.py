@@ -52,7 +52,8 @@ CHECK = "checks.check_kl_per_image(kl_per_image)\nchecks.check_kl_per_image(kl_p
 def graded_without_tensorflow(workdir: str) -> tuple[str, list[str]]:
     """In a grading worker: grade one answer (sandbox off), then list the heavy modules it imported."""
     limits = sandbox.Limits(seconds=60)
-    status, _ = sandbox.run_check(CHECK, ANSWER, ANSWER, {}, Path(workdir), limits, unsafe=True)
+    names = sandbox.defined_names(ANSWER)
+    status, _ = sandbox.run_check(CHECK, ANSWER, names, {}, Path(workdir), limits, unsafe=True)
     return status, sorted({name.split(".")[0] for name in sys.modules} & {"tensorflow", "keras"})
 
 

@@ -9,6 +9,7 @@
   vae-lab stacks [colab|floor|newest]   # the tests and notebooks on the students' software stacks
   vae-lab record NOTEBOOK --student ID  # a student's lab record: the executed notebook as a PDF, no code
   vae-lab bundle [--mode full]     # the trained models in one archive students download (VAE_LAB_MODELS)
+  vae-lab check [FOLDER] --student ID   # students: the grader's checks on your notebooks, and ID.zip
 
 The committed notebooks are the instructor versions (solutions, hidden tests and points in the
 nbgrader cell metadata); the classroom commands work in an nbgrader course folder (git-ignored,
@@ -25,7 +26,7 @@ import re
 import sys
 from pathlib import Path
 
-from vae_lab import KIT, bundle, lab_notebooks, stacks
+from vae_lab import KIT, WITHOUT_TENSORFLOW_VARIABLE, bundle, handin, lab_notebooks, stacks
 from vae_lab.course import ASSIGNMENT, DEFAULT_COURSE, ClassroomError
 
 try:  # what makes pages inert (nh3) comes with the kit's [lab] extra; Colab's --no-deps install lacks it
@@ -50,7 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     hidden_tests.add_argument(
         "--show-hidden-tests", action="store_true", help="keep the hidden tests in the feedback"
     )
-    commands.add_parser("release", parents=[course], help="generate the student release from notebooks/")
+    released = commands.add_parser(
+        "release", parents=[course], help="generate the student release from notebooks/"
+    )
+    released.add_argument(
+        "--reference", type=Path, help="also write what students' `vae-lab check` reads (released.json)"
+    )
     grading = commands.add_parser(
         "grade", parents=[course, hidden_tests], help="autograde SUBMISSIONS/<student id>/*.ipynb"
     )
@@ -98,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     records.add_argument("notebook", type=Path, help="the executed notebook, e.g. notebooks/02_vae_lab.ipynb")
     records.add_argument("--student", required=True, help="the name or id the record shows")
     records.add_argument("--out", type=Path, help="the PDF (default: build/records/<notebook>_<student>.pdf)")
+    handing_in = commands.add_parser(
+        "check", help="students: the grader's intake and checks on your notebooks, then the zip to upload"
+    )
+    handing_in.add_argument("folder", type=Path, nargs="?", default=Path("."), help="default: this folder")
+    handing_in.add_argument("--student", help="your student id: writes FOLDER/<id>.zip, the file you upload")
+    handing_in.add_argument("--out", type=Path, help="the zip (default: FOLDER/<id>.zip)")
     packing = commands.add_parser("bundle", help="pack a run mode's trained models for students to download")
     packing.add_argument("--mode", choices=["full", "fast"], default="full", help="default: %(default)s")
     packing.add_argument(
@@ -132,13 +144,13 @@ def _check_stacks(names: list[str], parser: argparse.ArgumentParser) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     arguments = parser.parse_args(argv)
-    if MISSING is not None and arguments.command not in ("stacks", "bundle"):
+    if MISSING is not None and arguments.command not in ("stacks", "bundle", "check"):
         print(f"error: vae-lab {arguments.command} needs {MISSING}: pip install {MISSING} "
               "(it comes with the kit's [lab] extra).", file=sys.stderr)
         return 2
     try:
         if arguments.command == "release":
-            release(arguments.course)
+            release(arguments.course, arguments.reference)
         elif arguments.command == "grade":
             return grade(
                 arguments.submissions,
@@ -151,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif arguments.command == "feedback":
             return feedback(arguments.course, arguments.jobs, arguments.show_hidden_tests)
+        elif arguments.command == "check":
+            os.environ[WITHOUT_TENSORFLOW_VARIABLE] = "1"  # the checks run on NumPy here, as in the grader
+            try:
+                handin.check_folder(arguments.folder, arguments.student, arguments.out)
+            except ValueError as error:
+                parser.error(str(error))
         elif arguments.command == "bundle":
             out = arguments.out or KIT / "build" / "bundles" / bundle.default_name(arguments.mode)
             try:

@@ -33,7 +33,7 @@ from vae_lab.feedback import write_feedback
 from vae_lab.intake import collect_student, student_folders
 from vae_lab.locks import held_lock
 from vae_lab.tables import write_tables
-from vae_lab.workers import grade_student, worker_pool
+from vae_lab.workers import grade_student, notebook_status, worker_pool
 
 PACKAGE = Path(__file__).resolve().parent
 # The code that decides a student's results: when one of these files changes, everyone is graded again.
@@ -76,7 +76,7 @@ def _grade(
     unsafe: bool,
 ) -> int:
     folders = student_folders(submissions.resolve())
-    exercises = _exercises(course / "source" / ASSIGNMENT)
+    exercises = exercises_of(course / "source" / ASSIGNMENT)
     state_path, results_dir = course / "grading_state.json", course / "results"
     results_dir.mkdir(exist_ok=True)
     state = json.loads(state_path.read_text()) if state_path.exists() and not regrade_all else {}
@@ -108,7 +108,7 @@ def _grade(
         for result in pool.map(grade_student, work):
             student = result["student"]
             result["status"] = {
-                notebook: _notebook_status(status, result["notebooks"].get(notebook, {}))
+                notebook: notebook_status(status, result["notebooks"].get(notebook, {}))
                 for notebook, status in statuses[student].items()
             }
             (results_dir / f"{student}.json").write_text(json.dumps(result, indent=1))
@@ -155,8 +155,8 @@ def _grade(
     return 0
 
 
-def _exercises(source: Path) -> dict[str, list[dict]]:
-    """Per notebook of the course's source/: its autograded cells, each with the answer cell before it."""
+def exercises_of(source: Path) -> dict[str, list[dict]]:
+    """Per notebook of the course's source/: its autograded cells, each with the names its answer defines."""
     exercises = {}
     for path in sorted(source.glob("*.ipynb")):
         answer, found = None, []
@@ -165,31 +165,20 @@ def _exercises(source: Path) -> dict[str, list[dict]]:
             if nbgrader.get("solution") and not nbgrader.get("grade"):
                 answer = cell
             elif nbgrader.get("grade") and not nbgrader.get("solution"):
+                functions, values = sandbox.defined_names(cell_source(answer))
                 found.append(
                     {
                         "check_id": nbgrader["grade_id"],
                         "check": cell_source(cell),
                         "answer_id": answer["metadata"]["nbgrader"]["grade_id"],
-                        "model_answer": cell_source(answer),
+                        "functions": functions,  # what the check may ask the answer cell for
+                        "values": values,
                         "points": nbgrader["points"],
                     }
                 )
         if found:
             exercises[path.stem] = found
     return exercises
-
-
-def _notebook_status(status: str, graded: dict) -> str:
-    """A notebook's status, naming the exercises that timed out, crashed or touched the checks."""
-    problems = {
-        "timeout": [check for check, result in graded.items() if result["status"] == "timeout"],
-        "crash": [check for check, result in graded.items() if result["status"] == "crash"],
-        "flagged (answer uses the grader's checks)": [
-            check for check, result in graded.items() if result["flagged"]
-        ],
-    }
-    notes = [f"{problem} in {', '.join(checks)}" for problem, checks in problems.items() if checks]
-    return "; ".join(([] if status == "graded" and notes else [status]) + notes)
 
 
 def _grader_fingerprint(course: Path) -> str:

@@ -10,8 +10,12 @@ from vae_lab import NOTEBOOKS, lab_notebooks
 from vae_lab.course import ASSIGNMENT, ClassroomError, nbgrader_api, prepare_course, require_nbgrader
 
 
-def release(course: Path) -> Path:
-    """Copy the instructor notebooks into the course and generate the student release; return its folder."""
+def release(course: Path, reference: Path | None = None) -> Path:
+    """Copy the instructor notebooks into the course and generate the student release; return its folder.
+
+    With `reference`, also write there what a student's `vae-lab check` checks against
+    (`handin.write_reference`; `make release` writes the kit's own, vae_lab/released.json).
+    """
     require_nbgrader()
     course = prepare_course(course)
     source = course / "source" / ASSIGNMENT
@@ -31,6 +35,12 @@ def release(course: Path) -> Path:
         f"{path.name} {path.stat().st_size / 1000:.0f} KB" for path in sorted(released.glob("*.ipynb"))
     )
     print(f"student release: {released} ({sizes})")
+    if reference is not None:
+        from vae_lab.handin import write_reference
+
+        changed = write_reference(course, reference)
+        state = "updated: commit it" if changed else "up to date"
+        print(f"the students' check reads {reference} ({state})")
     return released
 
 

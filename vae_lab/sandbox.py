@@ -320,7 +320,7 @@ def _error_output(name: str, message: str) -> dict:
 def run_check(
     check_source: str,
     answer_source: str,
-    model_answer: str,
+    names: tuple[list[str], list[str]],
     predefined: dict,
     workdir: Path,
     limits: Limits = Limits(),
@@ -328,12 +328,12 @@ def run_check(
 ) -> tuple[str, list[dict]]:
     """Grade one graded cell; return (status, the cell's outputs in nbformat form).
 
-    status is "passed", "failed", "timeout" or "crash". `model_answer` is the instructor's answer
-    cell: the names it defines are the ones the check may ask the student's cell for.
+    status is "passed", "failed", "timeout" or "crash". `names` are the functions and the values the
+    instructor's answer cell defines (`defined_names`): those the check may ask the student's cell for.
     """
     from lab_utils import checks
 
-    functions, values = defined_names(model_answer)
+    functions, values = names
     printed = io.StringIO()
     try:
         with Answer(answer_source, predefined, workdir, limits, unsafe) as answer:

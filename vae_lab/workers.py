@@ -74,7 +74,7 @@ def grade_student(job: dict) -> dict:
                 status, outputs = sandbox.run_check(
                     exercise["check"],
                     answer,
-                    exercise["model_answer"],
+                    (exercise["functions"], exercise["values"]),
                     {name: value for name, value in predefined.items() if name in exercise["check"]},
                     Path(scratch) / exercise["check_id"],
                     limits,
@@ -106,3 +106,16 @@ def touches_checks(source: str) -> bool:
             if any("checks" in name for name in names):
                 return True
     return False
+
+
+def notebook_status(status: str, graded: dict) -> str:
+    """A notebook's status, naming the exercises that timed out, crashed or touched the checks."""
+    problems = {
+        "timeout": [check for check, result in graded.items() if result["status"] == "timeout"],
+        "crash": [check for check, result in graded.items() if result["status"] == "crash"],
+        "flagged (answer uses the grader's checks)": [
+            check for check, result in graded.items() if result["flagged"]
+        ],
+    }
+    notes = [f"{problem} in {', '.join(checks)}" for problem, checks in problems.items() if checks]
+    return "; ".join(([] if status == "graded" and notes else [status]) + notes)
