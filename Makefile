@@ -11,6 +11,7 @@ help:
 	@echo "make test   install everything, then run the unit tests and every notebook in fast mode"
 	@echo "make lab    install everything, then open JupyterLab on the notebooks"
 	@echo "make test-stacks  the tests and notebooks on the Colab, lowest-version and newest stacks (fresh envs)"
+	@echo "                  (MODELS=<fast-mode bundle>: the Colab stack's notebooks take their models from it)"
 	@echo "make html   export the executed notebooks to HTML for grading (build/html/)"
 	@echo "make lint   ruff check"
 	@echo "make release                 instructors: the student release (solutions stripped) in build/classroom/release/"
@@ -37,7 +38,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 test-stacks: $(STAMP)
-	$(BIN)/vae-lab stacks
+	$(BIN)/vae-lab stacks $(if $(MODELS),--models "$(MODELS)")
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -29,12 +29,26 @@ def pytest_collection_modifyitems(items):
         notebook.setup = setup
 
 
+@pytest.fixture(autouse=True)
+def _no_model_bundle(monkeypatch):
+    """The unit tests choose their own models: a bundle given to a stack's notebooks (VAE_LAB_MODELS) is
+    not theirs. (nbval's notebook cells are not pytest functions: they keep it.)"""
+    monkeypatch.delenv("VAE_LAB_MODELS", raising=False)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
-    """Fail a notebook cell that writes to stderr: students read red text as breakage."""
+    """Fail a notebook cell that writes to stderr: students read red text as breakage.
+
+    With VAE_LAB_TEST_NO_TRAINING=1 (a stack whose notebooks take their models from a bundle), a cell
+    that trains and saves a model fails too: every model was to come from the bundle.
+    """
     result = yield
     outputs = (item.test_outputs or []) if _is_notebook_cell(item) else []
     stderr = "".join(output.get("text", "") for output in outputs if output.get("name") == "stderr")
     if stderr:
         pytest.fail(f"the cell wrote to stderr:\n{stderr}", pytrace=False)
+    stdout = "".join(output.get("text", "") for output in outputs if output.get("name") == "stdout")
+    if os.environ.get("VAE_LAB_TEST_NO_TRAINING") == "1" and "Saved the trained model" in stdout:
+        pytest.fail(f"the cell trained a model the bundle was to give:\n{stdout[-2000:]}", pytrace=False)
     return result

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
 from vae_lab import SECTIONS
+from vae_lab.bundle import default_name
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9]*.ipynb"))
 
@@ -94,19 +96,25 @@ def _run_launch_cell(path: Path, installed: bool, colab: bool) -> list[list[str]
         mock.patch.object(importlib.util, "find_spec", return_value=object() if installed else None),
         mock.patch.object(subprocess, "run", side_effect=lambda command, **kwargs: calls.append(command)),
         mock.patch.dict(sys.modules, modules),
+        mock.patch.dict(os.environ, {}),
     ):
+        os.environ.pop("VAE_LAB_MODELS", None)
         exec(compile(_source(cell), str(path), "exec"), {})
+        calls.append(os.environ.get("VAE_LAB_MODELS"))
     return calls
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)
-def test_first_cell_installs_the_kit_only_where_it_is_missing(path, repository):
-    assert _run_launch_cell(path, installed=True, colab=True) == []
+def test_first_cell_installs_the_kit_only_where_it_is_missing(path, repository, pyproject):
+    models = pyproject["project"]["urls"]["Models"]  # the model bundle the course publishes
+    assert models.startswith(f"{repository}/releases/download/") and models.endswith(default_name("full"))
+    assert _run_launch_cell(path, installed=True, colab=True) == [models]
     requirement = f"vae-lab @ git+{repository}.git"
-    [colab] = _run_launch_cell(path, installed=False, colab=True)
+    [colab, bundle] = _run_launch_cell(path, installed=False, colab=True)
     assert colab[-4:] == ["install", "--quiet", "--no-deps", requirement]  # Colab has TensorFlow already
-    [elsewhere] = _run_launch_cell(path, installed=False, colab=False)
-    assert elsewhere[-3:] == ["install", "--quiet", requirement]
+    assert bundle == models  # so Colab takes the trained models instead of training them
+    [elsewhere, none] = _run_launch_cell(path, installed=False, colab=False)
+    assert elsewhere[-3:] == ["install", "--quiet", requirement] and none is None
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.name)

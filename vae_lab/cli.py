@@ -123,6 +123,9 @@ def _parser() -> argparse.ArgumentParser:
         "stacks", help="the unit tests and every notebook on the Colab, lowest-version and newest stacks"
     )
     checked.add_argument("names", nargs="*", choices=[*stacks.NAMES, []], help="default: every stack")
+    checked.add_argument(
+        "--models", type=Path, help="a fast-mode model bundle the Colab stack's notebooks take models from"
+    )
     return parser
 
 
@@ -134,11 +137,13 @@ def _run_notebooks(arguments: argparse.Namespace, parser: argparse.ArgumentParse
     notebooks.run(paths, arguments.write, arguments.html, arguments.html_only, arguments.timeout)
 
 
-def _check_stacks(names: list[str], parser: argparse.ArgumentParser) -> int:
+def _check_stacks(names: list[str], models: Path | None, parser: argparse.ArgumentParser) -> int:
     uv = stacks.find_uv()
     if uv is None:
         parser.error("uv is not installed: `pip install uv` (it is in the kit's [dev] extra).")
-    return stacks.check_stacks(names or list(stacks.NAMES), uv)
+    if models is not None and not models.is_file():
+        parser.error(f"--models {models}: no such bundle; make one with `vae-lab bundle --mode fast`.")
+    return stacks.check_stacks(names or list(stacks.NAMES), uv, models)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"Packed {len(manifest['models'])} models ({out.stat().st_size / 1e6:.1f} MB) into {out}.")
             print("Publish it (e.g. as a release asset) and set VAE_LAB_MODELS to its URL; see the README.")
         elif arguments.command == "stacks":
-            return _check_stacks(arguments.names, parser)
+            return _check_stacks(arguments.names, arguments.models, parser)
         elif arguments.command == "record":
             if not arguments.notebook.is_file():
                 parser.error(f"{arguments.notebook} is not a file: pass an executed notebook (.ipynb).")

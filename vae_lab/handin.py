@@ -115,7 +115,8 @@ def check_folder(
 
 def _report(folder, reference, results, graded, sandboxed, inert) -> None:
     points = {ex["check_id"]: ex["points"] for part in reference.values() for ex in part["exercises"]}
-    print(f"Checked the notebooks in {folder} as the grader will:")
+    shown = "this folder" if folder.resolve() == Path.cwd().resolve() else str(folder)
+    print(f"Checked the notebooks in {shown} as the grader will:")
     for notebook, result in results.items():
         print(f"\n{notebook}.ipynb: {result['status']}")
         for check, outcome in graded.get(notebook, {}).items():

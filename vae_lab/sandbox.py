@@ -112,7 +112,7 @@ def _sandbox_uid() -> int:
 
 
 def _command(workdir: Path, unsafe: bool) -> list[str]:
-    python = [sys.executable, "-I", "-B"]
+    python = [os.path.abspath(sys.executable), "-I", "-B"]  # the sandbox starts in a folder of its own
     if unsafe:
         return [*python, str(WORKER)]
     kit = importlib.util.find_spec("lab_utils")  # found, not imported: importing it would start TensorFlow

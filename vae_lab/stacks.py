@@ -15,19 +15,26 @@ A Python that is missing fails the stack under CI and skips it elsewhere.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import glob
+import http.server
 import os
 import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from vae_lab import KIT
+from vae_lab import KIT, MODELS_VARIABLE
+
+NO_TRAINING_VARIABLE = "VAE_LAB_TEST_NO_TRAINING"  # 1: a notebook cell that trains fails (conftest.py)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,6 +73,7 @@ class Stack:
     python: str  # "3.12", or "oldest"/"newest" for the bounds of requires-python
     pins: list[str] = field(default_factory=list)
     kit_without_dependencies: bool = False
+    takes_bundle: bool = False  # given a model bundle, its notebooks take their models from it, as on Colab
 
 
 def _pyproject() -> dict:
@@ -98,7 +106,7 @@ def _minor(version: str) -> tuple[int, int]:
 def stacks() -> dict[str, Stack]:
     project = _pyproject()["project"]
     return {
-        "colab": Stack("colab", "3.12", COLAB_PINS, kit_without_dependencies=True),
+        "colab": Stack("colab", "3.12", COLAB_PINS, kit_without_dependencies=True, takes_bundle=True),
         "floor": Stack("floor", "oldest", declared_floors(project)),
         "newest": Stack("newest", "newest"),
     }
@@ -148,8 +156,13 @@ def run(command: list[str], log, **kwargs) -> int:
     return subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, **kwargs).returncode
 
 
-def check_stack(stack: Stack, uv: str) -> tuple[bool, str]:
-    """Build the stack's environment from scratch, run the tests in it; return (passed, summary)."""
+def check_stack(stack: Stack, uv: str, models: Path | None = None) -> tuple[bool, str]:
+    """Build the stack's environment from scratch, run the tests in it; return (passed, summary).
+
+    With `models` (a bundle from `vae-lab bundle --mode fast`), a stack that `takes_bundle` gets it
+    from an HTTP server on this machine (VAE_LAB_MODELS, an empty cache) as Colab gets the course's,
+    and a notebook cell that trains a model fails (conftest.py, NO_TRAINING_VARIABLE).
+    """
     project = _pyproject()["project"]
     python = find_python(stack, project["requires-python"])
     folder = BUILD / stack.name
@@ -182,11 +195,40 @@ def check_stack(stack: Stack, uv: str) -> tuple[bool, str]:
             "VAE_LAB_MODE": "fast",
             "VAE_LAB_ARTIFACTS": str(folder / "artifacts"),
         }
-        started = time.perf_counter()
-        code = run([bin_python, "-m", "pytest", *PYTEST_ARGS], log, cwd=KIT, env=test_environment)
-        seconds = time.perf_counter() - started
+        with _served(models if stack.takes_bundle else None) as url:
+            if url:
+                test_environment |= {
+                    MODELS_VARIABLE: url,
+                    "XDG_CACHE_HOME": str(folder / "cache"),
+                    NO_TRAINING_VARIABLE: "1",
+                }
+                log.write(f"models from {url} (served from {models})\n")
+            started = time.perf_counter()
+            code = run([bin_python, "-m", "pytest", *PYTEST_ARGS], log, cwd=KIT, env=test_environment)
+            seconds = time.perf_counter() - started
     outcome = _last_line(log_path)
-    return code == 0, f"{', '.join(versions)} | {outcome} in {seconds:.0f} s"
+    bundled = ", models from a bundle" if models and stack.takes_bundle else ""
+    return code == 0, f"{', '.join(versions)} | {outcome} in {seconds:.0f} s{bundled}"
+
+
+@contextlib.contextmanager
+def _served(bundle_file: Path | None):
+    """An HTTP server on this machine for `bundle_file`'s folder; yields its URL (None: no bundle)."""
+    if bundle_file is None:
+        yield None
+        return
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(bundle_file.resolve().parent))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}/{urllib.parse.quote(bundle_file.name)}"
+        finally:
+            server.shutdown()
 
 
 def _last_line(path: Path) -> str:
@@ -200,14 +242,14 @@ def find_uv() -> str | None:
     return shutil.which("uv", path=str(Path(sys.executable).parent)) or shutil.which("uv")
 
 
-def check_stacks(names: list[str], uv: str) -> int:
+def check_stacks(names: list[str], uv: str, models: Path | None = None) -> int:
     """Check each named stack in turn and print how it went; return 1 if any failed, else 0."""
     available = stacks()
     failed = []
     for name in names:
         started = time.perf_counter()
         try:
-            passed, summary = check_stack(available[name], uv)
+            passed, summary = check_stack(available[name], uv, models)
         except LookupError as missing:
             passed, summary = not os.environ.get("CI"), f"skipped: {missing}"
         total = time.perf_counter() - started
