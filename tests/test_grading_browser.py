@@ -31,7 +31,8 @@ from pathlib import Path
 import pytest
 
 from tests.browsing import free_port, jupyter, launch_chromium, local_server, serve_mathjax
-from tests.test_classroom import AUTOGRADED_POINTS, _edit, classroom
+from tests.classroom_class import AUTOGRADED_POINTS, edit
+from tests.test_classroom import classroom
 from vae_lab import safe_html
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -180,7 +181,7 @@ def graded_class(tmp_path_factory) -> Path:
     # The hostile student hands in as `nbgrader collect` leaves it, with a formula for a timestamp.
     for folder, answer in (("honest", HONEST_ANSWER), ("hostile/vae-lab", HOSTILE_ANSWER)):
         shutil.copytree(course / "source" / "vae-lab", submissions / folder)
-        _edit(submissions / folder / "02_vae_lab.ipynb", "answer_kl_share", answer)
+        edit(submissions / folder / "02_vae_lab.ipynb", "answer_kl_share", answer)
     hostile = submissions / "hostile" / "vae-lab"
     _make_hostile(hostile / "02_vae_lab.ipynb")
     (hostile / "timestamp.txt").write_text(FORMULA_TIMESTAMP)
