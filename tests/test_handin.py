@@ -1,4 +1,4 @@
-"""The students' own check (`vae-lab check`, the last cell of a graded notebook), on every stack.
+"""The students' own check (`vae-lab check`, the last cell of a graded notebook), Colab's stack included.
 
 It runs the class of test_classroom.py as a student on Colab would: no bubblewrap, so each answer
 runs in a plain Python, and (on the Colab stack) no nh3. Every student must get the score and the
