@@ -130,6 +130,22 @@ def test_grade_explains_bad_input(course, tmp_path):
     no_bubblewrap = dict(os.environ, PATH="/nonexistent")
     refused = classroom("grade", str(tmp_path), course=course, env=no_bubblewrap)
     assert refused.returncode == 2 and "bubblewrap" in refused.stderr and "--unsafe" in refused.stderr
+    # bubblewrap installed but refused (no user namespaces, or a container): said before anything is touched
+    refusing = tmp_path / "refusing-bwrap"
+    refusing.mkdir()
+    (refusing / "bwrap").write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n"
+    )
+    (refusing / "bwrap").chmod(0o755)
+    untouched = tmp_path / "untouched-course"
+    shutil.copytree(course, untouched, ignore=shutil.ignore_patterns("*.db", "submitted", "autograded"))
+    before = sorted(str(path.relative_to(untouched)) for path in untouched.rglob("*"))
+    path = f"{refusing}:{os.environ['PATH']}"
+    refused = classroom("grade", str(tmp_path), course=untouched, env=dict(os.environ, PATH=path))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "does not start on this machine" in refused.stderr
+    assert "No permissions to create new namespace" in refused.stderr  # bubblewrap's own words
+    assert sorted(str(path.relative_to(untouched)) for path in untouched.rglob("*")) == before
     unreleased = classroom("grade", str(tmp_path), course=tmp_path / "empty-course")
     assert unreleased.returncode == 2 and "run `vae-lab release` first" in unreleased.stderr
 

@@ -8,6 +8,7 @@ statuses `vae-lab grade` gives them (asserted against the grader itself in test_
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 import types
@@ -60,7 +61,7 @@ def test_the_check_agrees_with_the_grader_on_the_class_without_a_sandbox(
             if outcome == "passed"
         )
         assert (score, {nb: result["status"] for nb, result in checked.items()}) == expected[student], said
-        assert "ran in a plain Python here (no bubblewrap)" in said
+        assert "ran in a plain Python here (no sandbox starts here)" in said
         assert (folders[student] / f"{student}.zip").is_file()
 
 
@@ -116,3 +117,22 @@ def test_on_colab_the_open_notebook_is_saved_checked_and_downloaded(tmp_path, mo
     assert downloaded == [str(tmp_path / "hand-in" / "s1234.zip")]
     handin.check_handin()
     assert 'Put your student id between the quotes of `student=""`' in capsys.readouterr().out
+
+
+def test_where_bubblewrap_is_refused_the_answers_run_in_a_plain_python(tmp_path, monkeypatch, capsys):
+    """A container, or a machine without user namespaces, refuses bubblewrap: the check works and says so."""
+    refusing = tmp_path / "bin"
+    refusing.mkdir()
+    (refusing / "bwrap").write_text(
+        "#!/bin/sh\necho 'bwrap: No permissions to create new namespace' >&2\nexit 1\n"
+    )
+    (refusing / "bwrap").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{refusing}:{os.environ['PATH']}")
+    assert "No permissions to create new namespace" in sandbox.cannot_start()
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    shutil.copy(REPO / "notebooks" / "03_generate_and_explore.ipynb", folder)
+    checked = handin.check_folder(folder)
+    said = capsys.readouterr().out
+    assert checked["03_generate_and_explore"]["exercises"] == {"check_sample_prior": "passed"}
+    assert "ran in a plain Python here (no sandbox starts here)" in said

@@ -58,6 +58,15 @@ def grade(
             "(`sudo apt-get install bubblewrap`), or pass --unsafe to run answers in plain subprocesses "
             "(same limits, no isolation: only for code you trust)."
         )
+    problem = None if unsafe else sandbox.cannot_start()
+    if problem:  # said before any submission is touched
+        raise ClassroomError(
+            "student code only runs in the grader's sandbox, and it does not start on this machine: "
+            f"{problem}. Grade on a machine where it does (a VM with bubblewrap and user namespaces: "
+            "there `bwrap --unshare-user --unshare-pid --dev /dev --proc /proc true` succeeds), or pass "
+            "--unsafe to run answers in plain subprocesses (same limits, no isolation: only for code "
+            "you trust)."
+        )
     course = prepare_course(course, show_hidden_tests)
     released = course / "release" / ASSIGNMENT
     if not released.is_dir():

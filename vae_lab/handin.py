@@ -84,7 +84,8 @@ def check_folder(
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder: give the folder that holds your notebooks.")
     reference = json.loads(REFERENCE.read_text())
-    sandboxed, inert = sandbox.bubblewrap() is not None, _nh3()
+    sandboxed = sandbox.cannot_start() is None  # Colab has no bubblewrap; a container may refuse it
+    inert = _nh3()
     with tempfile.TemporaryDirectory(prefix="vae-lab-check-") as scratch:
         released = Path(scratch) / "release"
         released.mkdir()
@@ -134,7 +135,7 @@ def _report(folder, reference, results, graded, sandboxed, inert) -> None:
         "tests on other inputs, and your instructor grades the written answers."
     )
     if not sandboxed:
-        print("Your answers ran in a plain Python here (no bubblewrap); the grader runs each in a sandbox.")
+        print("Your answers ran in a plain Python here (no sandbox starts here); the grader sandboxes each.")
     if not inert:
         print("Not checked here: HTML that could run in a browser (that check needs nh3: pip install nh3).")
 

@@ -31,6 +31,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -66,6 +67,24 @@ class Limits:
 
 def bubblewrap() -> str | None:
     return shutil.which("bwrap")
+
+
+def cannot_start() -> str | None:
+    """None if an answer sandbox starts on this machine; else why not, in bubblewrap's or Python's words.
+
+    bubblewrap can be installed and still be refused: without unprivileged user namespaces, or in
+    a container (an ordinary Kubernetes pod) that may not mount /proc. One trivial answer shows it.
+    """
+    if bubblewrap() is None:
+        return "bubblewrap (`bwrap`) is not installed"
+    with tempfile.TemporaryDirectory(prefix="vae-lab-sandbox-") as folder:
+        try:
+            with Answer("started = True", {}, Path(folder) / "answer", Limits(seconds=60)) as answer:
+                if "error" in answer.ready:
+                    return f"its Python failed: {answer.ready['error'].get('message')}"
+        except AnswerStopped as stopped:
+            return stopped.reason
+    return None
 
 
 def _ancestors(paths: list[Path]) -> list[Path]:
