@@ -237,7 +237,8 @@ class Answer:
             time.sleep(0.01)
         self.selector.close()
         self.process.stdout.close()
-        self.process.stdin.close()
+        with contextlib.suppress(BrokenPipeError):  # what was left unread by a Python that ended first
+            self.process.stdin.close()
         self.log.close()
 
     def __enter__(self) -> Answer:
