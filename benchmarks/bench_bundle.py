@@ -13,14 +13,11 @@ notebook's time and how many models it took from the bundle or trained. Nothing 
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import os
 import re
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -76,11 +73,6 @@ def run_notebooks(scratch: Path, models_url: str | None) -> list[tuple[str, floa
     return rows
 
 
-class Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -88,7 +80,7 @@ def main() -> None:
     )
     arguments = parser.parse_args()
     import lab_utils.progress  # noqa: F401 - the download's progress line; imported before the clock starts
-    from vae_lab import bundle
+    from vae_lab import bundle, stacks
 
     with tempfile.TemporaryDirectory(prefix="bench-bundle-") as folder:
         scratch = Path(folder)
@@ -99,17 +91,13 @@ def main() -> None:
             f"packed {len(manifest['models'])} models in {time.perf_counter() - started:.1f} s: "
             f"{packed.stat().st_size / 1e6:.1f} MB"
         )
-        handler = functools.partial(Quiet, directory=str(packed.parent))
-        with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as server:
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            url = f"http://127.0.0.1:{server.server_address[1]}/{packed.name}"
+        with stacks.served(packed) as url:  # the HTTP server CI's Colab stack downloads from
             started = time.perf_counter()
             bundle.download(url, scratch / "download" / packed.name)
             print(f"download from an HTTP server on this machine: {time.perf_counter() - started:.2f} s")
             runs = {"with the bundle": run_notebooks(scratch / "bundled", url)}
             if arguments.train:
                 runs["training every model"] = run_notebooks(scratch / "trained", None)
-            server.shutdown()
     for label, rows in runs.items():
         print(f"\nnotebooks 02-07, full mode, empty artifacts folder, {label}:")
         for name, seconds, taken, trained in rows:

@@ -111,11 +111,12 @@ def cached_model(
         return model, record
 
 
-def save_with_record(path: Path, model: keras.Model, record: dict) -> None:
-    """Save `model` to `path` and `record` (JSON) beside it, each atomically, and say where."""
+def save_with_record(path: Path, model: keras.Model, record: dict, said: bool = True) -> None:
+    """Save `model` to `path` and `record` (JSON) beside it, each atomically, and (`said`) say where."""
     write_atomically(path, model.save)
     write_atomically(record_path(path), lambda target: target.write_text(json.dumps(record, indent=1)))
-    print(f"Saved the trained model to {shown_path(path)}.")
+    if said:
+        print(f"Saved the trained model to {shown_path(path)}.")
 
 
 def _load_if_current(path: Path, settings: dict) -> tuple[keras.Model, dict] | None:

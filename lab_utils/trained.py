@@ -35,14 +35,7 @@ from pathlib import Path
 import keras
 from filelock import FileLock
 
-from lab_utils.artifacts import (
-    artifacts_dir,
-    cached_model,
-    record_path,
-    save_with_record,
-    shown_path,
-    write_atomically,
-)
+from lab_utils.artifacts import artifacts_dir, cached_model, record_path, save_with_record, shown_path
 from lab_utils.config import RunConfig, get_run_config
 from lab_utils.data import N_PIXELS, binarise, load_mnist
 from lab_utils.judge import build_classifier, train_judge
@@ -60,7 +53,7 @@ from lab_utils.training import (
     training_seconds,
 )
 from vae_lab import MODELS_VARIABLE, RETRAIN_SINCE_VARIABLE  # vae_lab imports no TensorFlow
-from vae_lab.bundle import Bundle, BundleError, open_bundle
+from vae_lab.bundle import Bundle, BundleError, open_bundle, reason
 from vae_lab.locks import acquire
 
 RUN_SETTINGS = ("epochs", "batch_size", "seed")  # what train_or_load adds to a model's settings
@@ -229,13 +222,11 @@ def _from_bundle(name: str, config: RunConfig) -> bool:
         print(f"{error} Training {name!r} here.")
         return False
     except Exception as error:  # noqa: BLE001 - h5py and Keras raise many kinds for a file that is not these weights
-        reason = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
         print(f"The model bundle {bundle.shown}'s {entry.file} is not the weights of the {name!r} model "
-              f"({reason}); training it here.")
+              f"({reason(error)}); training it here.")
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, model.save)
-    write_atomically(record_path(path), lambda target: target.write_text(json.dumps(entry.record, indent=1)))
+    save_with_record(path, model, entry.record, said=False)  # not "Saved the trained model": none was trained
     print(f"Took the {name} model from the model bundle {bundle.shown} (trained with these settings).")
     return True
 

@@ -162,7 +162,7 @@ class Bundle:
                 manifest = json.loads(archive.read(MANIFEST))
         except (zipfile.BadZipFile, OSError, EOFError) as error:
             raise BundleError(
-                f"The model bundle {shown} is not a complete zip archive ({_reason(error)}): a download cut "
+                f"The model bundle {shown} is not a complete zip archive ({reason(error)}): a download cut "
                 "short or a damaged copy. Download it again, or unset VAE_LAB_MODELS."
             ) from None
         except (KeyError, ValueError):
@@ -178,8 +178,7 @@ class Bundle:
         if manifest.get("kit_version") != kit_version():
             raise BundleError(
                 f"The model bundle {shown} was made by vae-lab {manifest.get('kit_version')}; this is "
-                "vae-lab "
-                f"{kit_version()}. Use the bundle made for this version (or unset VAE_LAB_MODELS)."
+                f"vae-lab {kit_version()}. Use the bundle made for this version (or unset VAE_LAB_MODELS)."
             )
         self.entries: dict[str, Entry] = {}
         for key, described in (manifest.get("models") or {}).items():
@@ -202,7 +201,7 @@ class Bundle:
                 data = archive.read(entry.file)
         except (zipfile.BadZipFile, OSError, EOFError) as error:  # CRC errors are BadZipFile
             raise BundleError(
-                f"The model bundle {self.shown} could not give {entry.file} ({_reason(error)})."
+                f"The model bundle {self.shown} could not give {entry.file} ({reason(error)})."
             ) from None
         if hashlib.sha256(data).hexdigest() != entry.sha256:
             raise BundleError(
@@ -212,7 +211,8 @@ class Bundle:
         return data
 
 
-def _reason(error: BaseException) -> str:
+def reason(error: BaseException) -> str:
+    """The first line of an error's message (at most 200 characters), or its type's name."""
     text = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
     return text or type(error).__name__
 
@@ -252,7 +252,7 @@ def download(url: str, target: Path) -> None:
 
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.partial")
-    received = 0
+    received = expected = 0
     try:
         with urllib.request.urlopen(url, timeout=60) as response, partial.open("wb") as file:
             expected = int(response.headers.get("Content-Length") or 0)
@@ -262,24 +262,20 @@ def download(url: str, target: Path) -> None:
                 received += len(chunk)
                 progress.update(min(received, expected - 1) if expected else 0)
         if expected and received != expected:
-            print()  # ends the progress line
-            raise BundleError(
-                f"The download of the model bundle {url} stopped after {received:,} of {expected:,} bytes. "
-                "Run the cell again to download it again."
-            )
+            raise http.client.IncompleteRead(b"", expected - received)
         progress.update(progress.total)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         partial.unlink(missing_ok=True)
         if received:
             print()  # ends the progress line
+            of = f" of {expected:,}" if expected else ""
             raise BundleError(
-                f"The download of the model bundle {url} stopped after {received:,} bytes "
-                f"({_reason(error)}). "
-                "Run the cell again to download it again."
+                f"The download of the model bundle {url} stopped after {received:,}{of} bytes "
+                f"({reason(error)}). Run the cell again to download it again."
             ) from None
-        reason = getattr(error, "reason", None) or _reason(error)
+        why = getattr(error, "reason", None) or reason(error)
         raise BundleError(
-            f"Could not download the model bundle {url} ({reason}): check the address and your connection, "
+            f"Could not download the model bundle {url} ({why}): check the address and your connection, "
             "or unset VAE_LAB_MODELS."
         ) from None
     except BaseException:

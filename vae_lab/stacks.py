@@ -196,7 +196,7 @@ def check_stack(stack: Stack, uv: str, models: Path | None = None) -> tuple[bool
             "VAE_LAB_MODE": "fast",
             "VAE_LAB_ARTIFACTS": str(folder / "artifacts"),
         }
-        with _served(models if stack.like_colab else None) as url:
+        with served(models if stack.like_colab else None) as url:
             if url:
                 test_environment |= {
                     MODELS_VARIABLE: url,
@@ -214,7 +214,7 @@ def check_stack(stack: Stack, uv: str, models: Path | None = None) -> tuple[bool
 
 
 @contextlib.contextmanager
-def _served(bundle_file: Path | None):
+def served(bundle_file: Path | None):
     """An HTTP server on this machine for `bundle_file`'s folder; yields its URL (None: no bundle)."""
     if bundle_file is None:
         yield None
