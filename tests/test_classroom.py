@@ -98,6 +98,18 @@ def test_instructor_notebooks_carry_the_exercises_points_and_hidden_tests():
     assert len(solutions) == 5 and all("### BEGIN SOLUTION" in cell["source"] for cell in solutions)
 
 
+def test_the_course_folder_is_closed_to_other_users(tmp_path, capsys):
+    # it holds the solutions, the hidden tests and the gradebook; on a hub, students share the machine
+    from vae_lab.course import prepare_course
+
+    assert prepare_course(tmp_path / "new").stat().st_mode & 0o077 == 0
+    opened = tmp_path / "opened"
+    opened.mkdir()
+    opened.chmod(0o755)
+    assert prepare_course(opened).stat().st_mode & 0o777 == 0o750  # its group (a teaching team) keeps access
+    assert "other users could read" in capsys.readouterr().out
+
+
 def test_release_strips_solutions_hidden_tests_and_outputs(course):
     released = course / "release" / "vae-lab"
     assert sorted(path.name for path in released.glob("*.ipynb")) == [path.name for path in NOTEBOOKS]
@@ -148,6 +160,20 @@ def test_grade_explains_bad_input(course, tmp_path):
     assert sorted(str(path.relative_to(untouched)) for path in untouched.rglob("*")) == before
     unreleased = classroom("grade", str(tmp_path), course=tmp_path / "empty-course")
     assert unreleased.returncode == 2 and "run `vae-lab release` first" in unreleased.stderr
+
+
+def test_grading_the_courses_own_submitted_folder_is_refused_and_loses_nothing(course, tmp_path):
+    # `nbgrader collect` puts submissions there, and grading rewrites that folder with its own copies
+    own = tmp_path / "own-course"
+    shutil.copytree(course, own, ignore=shutil.ignore_patterns("*.db"))
+    handed_in = own / "submitted" / "ada" / "vae-lab"
+    shutil.copytree(own / "release" / "vae-lab", handed_in, dirs_exist_ok=True)
+    (handed_in / "timestamp.txt").write_text("2026-12-06 10:00:00.000000 UTC")
+    before = digest(own / "submitted")
+    refused = classroom("grade", str(own / "submitted"), course=own)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "the course's own submitted/ folder" in refused.stderr and "--exchange" in refused.stderr
+    assert digest(own / "submitted") == before
 
 
 def _scores(course: Path) -> dict[str, float]:

@@ -2,6 +2,7 @@
 
   vae-lab release                  # notebooks/ -> build/classroom/release/vae-lab/ (nbgrader)
   vae-lab grade SUBMISSIONS_DIR    # SUBMISSIONS_DIR/<student id>/*.ipynb: scores, statuses, feedback
+  vae-lab release --exchange; vae-lab grade --exchange   # on a hub: through nbgrader's exchange
   vae-lab feedback                 # after grading by hand in Formgrader: feedback and tables again
   vae-lab run --write              # execute the notebooks, write the outputs back into notebooks/
   vae-lab run --html build/html    # execute (without writing back), export HTML
@@ -27,7 +28,7 @@ import sys
 from pathlib import Path
 
 from vae_lab import KIT, WITHOUT_TENSORFLOW_VARIABLE, bundle, handin, lab_notebooks, stacks
-from vae_lab.course import ASSIGNMENT, DEFAULT_COURSE, ClassroomError
+from vae_lab.course import ASSIGNMENT, DEFAULT_COURSE, ClassroomError, exchange_step
 
 try:  # what makes pages inert (nh3) comes with the kit's [lab] extra; Colab's --no-deps install lacks it
     from vae_lab import notebooks, record
@@ -57,13 +58,22 @@ def _parser() -> argparse.ArgumentParser:
     released.add_argument(
         "--reference", type=Path, help="also write what students' `vae-lab check` reads (released.json)"
     )
+    released.add_argument(
+        "--exchange", action="store_true", help="on a hub: also release it to nbgrader's exchange"
+    )
     grading = commands.add_parser(
         "grade", parents=[course, hidden_tests], help="autograde SUBMISSIONS/<student id>/*.ipynb"
     )
     grading.add_argument(
         "submissions",
         type=Path,
+        nargs="?",
         help=f"folder with one folder per student (or nbgrader's <student>/{ASSIGNMENT}/)",
+    )
+    grading.add_argument(
+        "--exchange",
+        action="store_true",
+        help="on a hub: collect the submissions from nbgrader's exchange first, release the feedback after",
     )
     grading.add_argument(
         "--jobs", type=int, default=None, help="students graded side by side (default: all cores)"
@@ -156,7 +166,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if arguments.command == "release":
             release(arguments.course, arguments.reference)
+            if arguments.exchange:
+                exchange_step(arguments.course, "release_assignment")
+                print("released to the exchange: students fetch it from their assignment list (Fetch)")
         elif arguments.command == "grade":
+            if (arguments.submissions is None) == (not arguments.exchange):
+                parser.error("give either SUBMISSIONS (a folder of students' notebooks) or --exchange")
             return grade(
                 arguments.submissions,
                 arguments.course,
@@ -165,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
                 arguments.timeout,
                 arguments.unsafe,
                 arguments.show_hidden_tests,
+                arguments.exchange,
             )
         elif arguments.command == "feedback":
             return feedback(arguments.course, arguments.jobs, arguments.show_hidden_tests)

@@ -48,14 +48,24 @@ def require_nbgrader() -> None:
 def prepare_course(course: Path, show_hidden_tests: bool = False) -> Path:
     """Create the course folder and write its nbgrader_config.py; return the folder's absolute path."""
     course = course.resolve()
-    course.mkdir(parents=True, exist_ok=True)
+    if not course.exists():
+        course.mkdir(parents=True, mode=0o700)  # solutions, hidden tests, gradebook: the instructor's alone
+    mode = course.stat().st_mode
+    if mode & 0o007:
+        course.chmod(mode & 0o770)
+        print(f"{course}: other users could read the course folder; closed it to them (group kept)")
     config = CONFIG.format(root=str(course), show_hidden=show_hidden_tests)
     (course / "nbgrader_config.py").write_text(config)
     return course
 
 
-def nbgrader_api(course: Path):
-    """nbgrader's Python API on the course, configured by the course's nbgrader_config.py."""
+def nbgrader_api(course: Path, exchange: bool = False, submitted_directory: str = "submitted"):
+    """nbgrader's Python API on the course, configured by the course's nbgrader_config.py.
+
+    With `exchange`, the nbgrader_config.py files of Jupyter's config path come first (the hub's
+    image sets the exchange folder there: deploy/image/nbgrader_config.py), as for nbgrader's own
+    commands. `submitted_directory` is where `collect` puts what it takes from the exchange.
+    """
     import warnings
 
     from nbgrader.apps import NbGraderAPI
@@ -69,8 +79,33 @@ def nbgrader_api(course: Path):
     tools = str(Path(sys.executable).parent)  # nbgrader runs alembic from PATH when it creates the database
     if tools not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = tools + os.pathsep + os.environ.get("PATH", "")
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config()
+    from traitlets.config import Config
+
+    config = Config()
+    if exchange:
+        from jupyter_core.paths import jupyter_config_path
+
+        for folder in reversed(jupyter_config_path()):  # the first folder wins, so it is read last
+            if (Path(folder) / "nbgrader_config.py").is_file():
+                config.merge(PyFileConfigLoader("nbgrader_config.py", path=folder).load_config())
+    config.merge(PyFileConfigLoader("nbgrader_config.py", path=str(course)).load_config())
+    config.CourseDirectory.submitted_directory = submitted_directory
     return NbGraderAPI(CourseDirectory(config=config), config=config)
+
+
+def exchange_step(course: Path, step: str, **directories) -> None:
+    """One of nbgrader's exchange steps on the lab (release_assignment, collect, release_feedback)."""
+    api = nbgrader_api(course, exchange=True, **directories)
+    root = api.config.Exchange.get("root", "/srv/nbgrader/exchange")  # nbgrader's default
+    if not Path(root).is_dir():
+        raise ClassroomError(
+            f"nbgrader's exchange folder {root} does not exist: make it (`mkdir -p {root} && chmod 777 "
+            f"{root}`, as root), or set c.Exchange.root in an nbgrader_config.py "
+            "(deploy/image/nbgrader_config.py reads VAE_LAB_EXCHANGE)."
+        )
+    result = getattr(api, step)(ASSIGNMENT)
+    if not result["success"]:
+        raise ClassroomError(f"nbgrader {step} failed:\n{result.get('log', '')}{result.get('error', '')}")
 
 
 def nbgrader_cells(notebook: dict) -> dict[str, dict]:

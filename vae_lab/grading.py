@@ -25,6 +25,7 @@ from vae_lab.course import (
     LOCK,
     ClassroomError,
     cell_source,
+    exchange_step,
     nbgrader_api,
     prepare_course,
     require_nbgrader,
@@ -36,22 +37,35 @@ from vae_lab.tables import write_tables
 from vae_lab.workers import grade_student, notebook_status, worker_pool
 
 PACKAGE = Path(__file__).resolve().parent
+COLLECTED = "collected"  # in the course folder: what `--exchange` collects, graded from there
 # The code that decides a student's results: when one of these files changes, everyone is graded again.
 GRADER_MODULES = "course intake grading workers feedback nbgrader_steps sandbox answer_worker safe_html"
 GRADER_FILES = [*(PACKAGE / f"{name}.py" for name in GRADER_MODULES.split()), KIT / "lab_utils" / "checks.py"]
 
 
 def grade(
-    submissions: Path,
+    submissions: Path | None,
     course: Path,
     jobs: int | None = None,
     regrade_all: bool = False,
     timeout: float = 60.0,
     unsafe: bool = False,
     show_hidden_tests: bool = False,
+    exchange: bool = False,
 ) -> int:
-    """Grade new and changed submissions, then write the gradebook, the tables and the feedback."""
+    """Grade new and changed submissions, then write the gradebook, the tables and the feedback.
+
+    With `exchange` (a hub), the submissions are first collected from nbgrader's exchange into the
+    course's collected/ folder, and the feedback is released to the exchange after grading.
+    """
     require_nbgrader()
+    own = (course.resolve() / "submitted").resolve()
+    if submissions is not None and own in (submissions.resolve(), *submissions.resolve().parents):
+        raise ClassroomError(
+            f"{submissions} is the course's own submitted/ folder, which grading rewrites with its own "
+            "copies: give the folder the students' notebooks were collected into, or on a hub run "
+            "`vae-lab grade --exchange`, which collects them into the course's collected/ folder."
+        )
     if not unsafe and sandbox.bubblewrap() is None:
         raise ClassroomError(
             "bubblewrap (`bwrap`) is not installed, and student code is only run in its sandbox: install it "
@@ -72,7 +86,16 @@ def grade(
     if not released.is_dir():
         raise ClassroomError(f"there is no release in {course}: run `vae-lab release` first.")
     with held_lock(course / LOCK, f"another grading run is working on {course}; waiting for it to finish"):
-        return _grade(course, released, submissions, jobs, regrade_all, timeout, unsafe)
+        if exchange:
+            exchange_step(course, "collect", submitted_directory=COLLECTED)
+            submissions = course / COLLECTED
+            if not submissions.is_dir():
+                raise ClassroomError("no student has submitted the lab through the exchange yet.")
+        code = _grade(course, released, submissions, jobs, regrade_all, timeout, unsafe)
+        if exchange:
+            exchange_step(course, "release_feedback")
+            print("released the feedback: students fetch it from their assignment list (Fetch Feedback)")
+        return code
 
 
 def _grade(

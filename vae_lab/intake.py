@@ -18,6 +18,7 @@ from pathlib import Path
 from vae_lab.course import ASSIGNMENT, ClassroomError, cell_source, nbgrader_cells
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+SECRET = "submission_secret.txt"  # written by `nbgrader submit`: the key of the feedback a student fetches
 
 
 def student_folders(submissions: Path) -> dict[str, Path]:
@@ -118,7 +119,7 @@ def collect_student(
     digest = hashlib.sha256()
     handed_in = {}
     for path in sorted(folder.iterdir()):
-        if path.suffix == ".ipynb" or path.name == "timestamp.txt":
+        if path.suffix == ".ipynb" or path.name in ("timestamp.txt", SECRET):
             data = None if path.is_symlink() else _read_regular(path)
             handed_in[path.name] = data
             digest.update(path.name.encode() + b"\0" + (data or b"<link>") + b"\0")
@@ -128,6 +129,9 @@ def collect_student(
             (target / "timestamp.txt").write_bytes(handed_in["timestamp.txt"][:200])
         else:  # nbgrader would fail on it, and it would reach grades.csv
             ignored.append("timestamp.txt ignored (not a date)")
+    secret = handed_in.get(SECRET) or b""
+    if folder.name == ASSIGNMENT and re.fullmatch(rb"[0-9a-f]{32,256}", secret):
+        (target / SECRET).write_bytes(secret)  # feedback released through the exchange is filed under it
     statuses = {}
     for release_path in sorted(released.glob("*.ipynb")):
         release_notebook = json.loads(release_path.read_text())
