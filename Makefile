@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install lab run html test test-stacks lint release grade clean
+.PHONY: help install lab run html test test-stacks test-hub lint release grade clean
 
 help:
 	@echo "make run    install everything, then run every lab notebook in full mode (writes outputs back)"
@@ -12,6 +12,7 @@ help:
 	@echo "make lab    install everything, then open JupyterLab on the notebooks"
 	@echo "make test-stacks  the tests and notebooks on the Colab, lowest-version and newest stacks (fresh envs)"
 	@echo "                  (MODELS=<fast-mode bundle>: the Colab stack's notebooks take their models from it)"
+	@echo "make test-hub  as root: a class on JupyterHub on this machine (deploy/), Linux users, browser login"
 	@echo "make html   export the executed notebooks to HTML for grading (build/html/)"
 	@echo "make lint   ruff check"
 	@echo "make release                 instructors: the student release (solutions stripped) in build/classroom/release/"
@@ -36,6 +37,9 @@ html: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+test-hub: $(STAMP)
+	VAE_LAB_HUB_TEST=1 $(BIN)/python -m pytest tests/test_hub.py -p no:cacheprovider -n 0
 
 test-stacks: $(STAMP)
 	$(BIN)/vae-lab stacks $(if $(MODELS),--models "$(MODELS)")
