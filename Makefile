@@ -11,7 +11,8 @@ help:
 	@echo "make test   install everything, then run the unit tests and every notebook in fast mode"
 	@echo "make lab    install everything, then open JupyterLab on the notebooks"
 	@echo "make test-stacks  the tests and notebooks on the Colab, lowest-version and newest stacks (fresh envs)"
-	@echo "                  (MODELS=<fast-mode bundle>: the Colab stack's notebooks take their models from it)"
+	@echo "                  (MODELS=<fast-mode bundle>: the Colab stack's notebooks take their models from it;"
+	@echo "                   STACKS=\"colab floor\": only those)"
 	@echo "make test-hub  as root: a class on JupyterHub on this machine (deploy/), Linux users, browser login"
 	@echo "make html   export the executed notebooks to HTML for grading (build/html/)"
 	@echo "make lint   ruff check"
@@ -42,7 +43,7 @@ test-hub: $(STAMP)
 	VAE_LAB_HUB_TEST=1 $(BIN)/python -m pytest tests/test_hub.py -p no:cacheprovider -n 0
 
 test-stacks: $(STAMP)
-	$(BIN)/vae-lab stacks $(if $(MODELS),--models "$(MODELS)")
+	$(BIN)/vae-lab stacks $(STACKS) $(if $(MODELS),--models "$(MODELS)")
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

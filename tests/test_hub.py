@@ -20,6 +20,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,13 +34,15 @@ from tests.classroom_class import AUTOGRADED_POINTS, HOSTILE
 
 KIT = Path(__file__).resolve().parent.parent
 DEPLOY = KIT / "deploy"
-HUB = KIT / "build" / "hub"
+# Outside the checkout, which may sit where other users cannot reach (a clone under /root): the
+# environment, the proxy, a copy of the kit (as postBuild clones it) and the exchange.
+HUB = Path("/srv/vae-lab-hub-test")
 PROXY_VERSION = "5.3.0"  # configurable-http-proxy, from the npm registry
 COURSE_ID = ASSIGNMENT = "vae-lab"
 TEACHER = "vlab-teacher"
 STUDENTS = {"vlab-ann": "right", "vlab-bob": "wrong", "vlab-eve": "hostile"}
 GROUPS = {"vae-lab-students": list(STUDENTS), "vae-lab-instructors": [TEACHER]}
-EXCHANGE = Path("/srv/vae-lab-hub-test/exchange")
+EXCHANGE = HUB / "exchange"
 ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", KIT / "build" / "test-artifacts"))
 WRONG = "def reparameterise(z_mean, z_log_var, epsilon):\n    return z_mean\n"
 
@@ -92,17 +95,27 @@ def image_environment() -> Path:
     requirements = DEPLOY / "image" / "requirements.txt"
     stamp = HUB / "venv" / ".built-from"
     wanted = hashlib.sha256(requirements.read_bytes() + PROXY_VERSION.encode()).hexdigest()
-    if not stamp.exists() or stamp.read_text() != wanted:
+    rebuild = not stamp.exists() or stamp.read_text() != wanted
+    if rebuild:
         shutil.rmtree(HUB, ignore_errors=True)
         HUB.mkdir(parents=True)
-        uv = shutil.which("uv", path=str(Path(os.sys.executable).parent)) or "uv"
+        HUB.chmod(0o755)
+    kit = HUB / "kit"  # this checkout's kit, copied afresh every run: the editable install points here
+    shutil.rmtree(kit, ignore_errors=True)
+    shutil.copytree(
+        KIT,
+        kit,
+        ignore=shutil.ignore_patterns(".git", ".venv*", "build", "artifacts", "__pycache__", ".*cache"),
+    )
+    if rebuild:
+        uv = shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv"
         venv = HUB / "venv"
         environment = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
         environment.pop("VIRTUAL_ENV", None)
         _run([uv, "venv", "--quiet", "--python", "/usr/bin/python3", str(venv)], env=environment)
         install = [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python")]
         _run([*install, "-r", str(requirements)], env=environment, timeout=900)
-        _run([*install, "--no-deps", "-e", str(KIT)], env=environment)  # what postBuild does from the tag
+        _run([*install, "--no-deps", "-e", str(kit)], env=environment)  # as postBuild does from the tag
         (venv / "etc" / "jupyter").mkdir(parents=True, exist_ok=True)
         shutil.copy(DEPLOY / "image" / "nbgrader_config.py", venv / "etc" / "jupyter" / "nbgrader_config.py")
         _run(
@@ -133,7 +146,7 @@ def people(image_environment) -> dict[str, str]:
             subprocess.run(["userdel", "--remove", user], capture_output=True)
         for group in GROUPS:
             subprocess.run(["groupdel", group], capture_output=True)
-        shutil.rmtree(EXCHANGE.parent, ignore_errors=True)
+        shutil.rmtree(EXCHANGE, ignore_errors=True)
 
     remove()  # what an interrupted run left
     for group, members in GROUPS.items():
@@ -142,7 +155,7 @@ def people(image_environment) -> dict[str, str]:
             # private homes, as deploy/one-machine/jupyterhub_config.py says (Debian's default is 0755)
             _run(["useradd", "--create-home", "-K", "HOME_MODE=0700", "--groups", group, user])
     _run(["chpasswd"], input="".join(f"{user}:{password}\n" for user, password in passwords.items()))
-    EXCHANGE.mkdir(parents=True)
+    EXCHANGE.mkdir()
     EXCHANGE.chmod(0o777)  # as deploy/one-machine/jupyterhub_config.py says; nbgrader guards what is inside
     yield passwords
     remove()
@@ -207,7 +220,7 @@ class Hub:
 def hub(image_environment, people, tmp_path_factory):
     run = HUB / "run"
     shutil.rmtree(run, ignore_errors=True)
-    run.mkdir()
+    run.mkdir(mode=0o700)  # the hub's database and cookie secret: root's alone
     port, token = free_port(), secrets.token_hex(32)
     proxy = HUB / "proxy" / "node_modules" / ".bin" / "configurable-http-proxy"
     (run / "jupyterhub_config.py").write_text(
@@ -358,7 +371,22 @@ def lab(hub, people, playwright_api) -> dict:
         folder = Path(f"/home/{user}/{ASSIGNMENT}/feedback")
         seen[user]["feedback"] = {page.name: page.read_text() for page in sorted(folder.glob("*/*.html"))}
     seen["grades"] = list(csv_rows(course / "grades.csv"))
+    record_server_memory([TEACHER, *STUDENTS])
     return seen
+
+
+def record_server_memory(users: list[str]) -> None:
+    """Each user's processes' resident memory (their JupyterLab server, no kernel running), for the README."""
+    import psutil
+
+    lines = []
+    for user in users:
+        resident = 0
+        for process in psutil.process_iter(["username", "memory_info"]):
+            if process.info["username"] == user and process.info["memory_info"]:
+                resident += process.info["memory_info"].rss
+        lines.append(f"{user}: {resident / 2**20:.0f} MiB")
+    (ARTIFACTS / "hub_server_memory.txt").write_text("\n".join(lines) + "\n")
 
 
 def csv_rows(path: Path):

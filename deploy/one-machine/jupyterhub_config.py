@@ -1,7 +1,8 @@
 """JupyterHub for a class on one machine (a VM, up to about 100 students): local Linux users.
 
 Run as root from the image environment (deploy/image), e.g. with that environment's `jupyterhub -f
-deploy/one-machine/jupyterhub_config.py`. Students and instructors log in with their Linux account and
+deploy/one-machine/jupyterhub_config.py`, in a folder only root can read (the hub writes its database
+and cookie secret there). Students and instructors log in with their Linux account and
 password; who may log in is set by two Linux groups:
 
     groupadd vae-lab-students; groupadd vae-lab-instructors
@@ -28,11 +29,13 @@ c.PAMAuthenticator.allowed_groups = {STUDENTS, INSTRUCTORS}
 
 c.Spawner.cmd = [os.path.join(ENVIRONMENT, "bin", "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
-c.Spawner.environment = {
-    # the course's trained models: a student's notebooks load them instead of training them
-    "VAE_LAB_MODELS": os.environ.get("VAE_LAB_MODELS", "/srv/vae-lab/models/vae-lab-models-0.1.0-full.zip"),
-    "VAE_LAB_EXCHANGE": os.environ.get("VAE_LAB_EXCHANGE", "/srv/nbgrader/exchange"),
-}
+c.Spawner.environment = {"VAE_LAB_EXCHANGE": os.environ.get("VAE_LAB_EXCHANGE", "/srv/nbgrader/exchange")}
+# Set where the hub starts, they reach every user's server:
+#   VAE_LAB_MODELS  the course's trained models (`vae-lab bundle`): notebooks load them instead of training
+#   MNIST_DIR       one copy of MNIST for the class, instead of one download per student
+for name in ("VAE_LAB_MODELS", "MNIST_DIR"):
+    if name in os.environ:
+        c.Spawner.environment[name] = os.environ[name]
 # a whole class logs in at the start of a lab: a server that starts slowly is not a failed one
 c.Spawner.start_timeout = 180
 c.Spawner.http_timeout = 120
