@@ -370,6 +370,8 @@ def lab(hub, people, playwright_api) -> dict:
         hub.assignments(user, "fetch_feedback")
         folder = Path(f"/home/{user}/{ASSIGNMENT}/feedback")
         seen[user]["feedback"] = {page.name: page.read_text() for page in sorted(folder.glob("*/*.html"))}
+    again = as_user(TEACHER, ["vae-lab", "grade", "--exchange", "--course", str(course)], cwd=course)
+    seen["grading again"] = again.stdout  # nothing new in the exchange: nobody is graded twice
     seen["grades"] = list(csv_rows(course / "grades.csv"))
     record_server_memory([TEACHER, *STUDENTS])
     return seen
@@ -412,6 +414,7 @@ def test_the_gradebook_scores_the_right_answer_fully_and_the_others_for_what_the
     assert scores["vlab-bob"] == 0  # a wrong reparameterise, the rest as released
     assert scores["vlab-eve"] == 2  # her reparameterise is right; her attacks did nothing
     assert "3 students, 3 new or changed" in lab["grading"]
+    assert "3 students, 0 new or changed" in lab["grading again"]
 
 
 PEEK = """
