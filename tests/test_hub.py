@@ -17,6 +17,7 @@ import json
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,10 @@ STUDENTS = {"vlab-ann": "right", "vlab-bob": "wrong", "vlab-eve": "hostile"}
 GROUPS = {"vae-lab-students": list(STUDENTS), "vae-lab-instructors": [TEACHER]}
 EXCHANGE = HUB / "exchange"
 ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", KIT / "build" / "test-artifacts"))
+INSTRUCTOR_PANELS = [
+    "jupyter labextension enable --level=user @jupyter/nbgrader:formgrader",
+    "jupyter labextension enable --level=user @jupyter/nbgrader:create-assignment",
+]
 WRONG = "def reparameterise(z_mean, z_log_var, epsilon):\n    return z_mean\n"
 
 pytestmark = pytest.mark.skipif(
@@ -94,7 +99,10 @@ def image_environment() -> Path:
         pytest.fail("the hub test needs " + ", ".join(missing))
     requirements = DEPLOY / "image" / "requirements.txt"
     stamp = HUB / "venv" / ".built-from"
-    wanted = hashlib.sha256(requirements.read_bytes() + PROXY_VERSION.encode()).hexdigest()
+    image = [requirements, DEPLOY / "image" / "postBuild", DEPLOY / "image" / "nbgrader_config.py"]
+    wanted = hashlib.sha256(
+        b"".join(path.read_bytes() for path in image) + PROXY_VERSION.encode()
+    ).hexdigest()
     rebuild = not stamp.exists() or stamp.read_text() != wanted
     if rebuild:
         shutil.rmtree(HUB, ignore_errors=True)
@@ -118,6 +126,9 @@ def image_environment() -> Path:
         _run([*install, "--no-deps", "-e", str(kit)], env=environment)  # as postBuild does from the tag
         (venv / "etc" / "jupyter").mkdir(parents=True, exist_ok=True)
         shutil.copy(DEPLOY / "image" / "nbgrader_config.py", venv / "etc" / "jupyter" / "nbgrader_config.py")
+        for line in (DEPLOY / "image" / "postBuild").read_text().splitlines():
+            if line.startswith("jupyter "):  # what students see, as postBuild sets it in the image
+                _run([str(venv / "bin" / "jupyter"), *shlex.split(line)[1:]], env=environment)
         _run(
             [
                 "npm",
@@ -323,6 +334,7 @@ def fetch_and_submit_in_the_browser(hub: Hub, user: str, password: str, answers,
         fetch = released.get_by_role("button", name="Fetch")  # on the row of the released lab
         fetch.wait_for(timeout=60_000)
         assert ASSIGNMENT in released.inner_text()
+        assert page.get_by_text("Create Assignment").count() == 0  # the instructor's panels are not there
         page.screenshot(path=str(ARTIFACTS / "hub_assignment_list.png"))
         fetch.click()
         fetched = page.locator("#fetched_assignments_list")
@@ -337,6 +349,8 @@ def fetch_and_submit_in_the_browser(hub: Hub, user: str, password: str, answers,
 def lab(hub, people, playwright_api) -> dict:
     """The whole lab: release, fetch, answer, submit, grade, feedback. Returns what it saw."""
     course = Path(f"/home/{TEACHER}/course")
+    for command in INSTRUCTOR_PANELS:  # as README's "Teaching a class" tells an instructor
+        as_user(TEACHER, shlex.split(command), cwd=Path(f"/home/{TEACHER}"))
     hub.start_server(TEACHER)  # the instructor works in their own server; the commands run as them
     as_user(
         TEACHER, ["vae-lab", "release", "--exchange", "--course", str(course)], cwd=Path(f"/home/{TEACHER}")
@@ -453,6 +467,7 @@ def test_no_student_reads_another_students_work_or_the_course(lab, hub):
     assert hub.request("GET", "/user/vlab-eve/api/contents", token=eve)[0] == 200
     assert hub.request("GET", "/user/vlab-ann/api/contents", token=eve)[0] == 403
     assert hub.request("GET", f"/user/{TEACHER}/api/contents", token=eve)[0] == 403
+    assert hub.request("GET", f"/user/{TEACHER}/formgrader")[0] == 200  # the instructor grades by hand there
     # her submitted attacks ran in the grader's sandbox: nothing planted, deleted or rewritten
     assert not (course / "planted.txt").exists()
     assert (course / "collected" / "vlab-ann" / ASSIGNMENT / "04_compare.ipynb").exists()
