@@ -99,7 +99,8 @@ def image_environment() -> Path:
         pytest.fail("the hub test needs " + ", ".join(missing))
     requirements = DEPLOY / "image" / "requirements.txt"
     stamp = HUB / "venv" / ".built-from"
-    image = [requirements, DEPLOY / "image" / "postBuild", DEPLOY / "image" / "nbgrader_config.py"]
+    image = [requirements, *(DEPLOY / "image" / name for name in ("postBuild", "nbgrader_config.py"))]
+    image.append(DEPLOY / "image" / "jupyter_server_config.py")
     wanted = hashlib.sha256(
         b"".join(path.read_bytes() for path in image) + PROXY_VERSION.encode()
     ).hexdigest()
@@ -125,7 +126,8 @@ def image_environment() -> Path:
         _run([*install, "-r", str(requirements)], env=environment, timeout=900)
         _run([*install, "--no-deps", "-e", str(kit)], env=environment)  # as postBuild does from the tag
         (venv / "etc" / "jupyter").mkdir(parents=True, exist_ok=True)
-        shutil.copy(DEPLOY / "image" / "nbgrader_config.py", venv / "etc" / "jupyter" / "nbgrader_config.py")
+        for config in ("nbgrader_config.py", "jupyter_server_config.py"):  # as postBuild copies them
+            shutil.copy(DEPLOY / "image" / config, venv / "etc" / "jupyter" / config)
         for line in (DEPLOY / "image" / "postBuild").read_text().splitlines():
             if line.startswith("jupyter "):  # what students see, as postBuild sets it in the image
                 _run([str(venv / "bin" / "jupyter"), *shlex.split(line)[1:]], env=environment)
