@@ -5,12 +5,12 @@ The one-machine hub config is run for real by tests/test_hub.py (`make test-hub`
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 KIT = Path(__file__).resolve().parent.parent
 DEPLOY = KIT / "deploy"
@@ -22,7 +22,7 @@ def pins() -> dict[str, str]:
     for line in (DEPLOY / "image" / "requirements.txt").read_text().splitlines():
         if line.strip() and not line.startswith("#"):
             name, version = line.split("==")
-            found[re.sub(r"[-_.]+", "-", name).lower()] = version.strip()
+            found[canonicalize_name(name)] = version.strip()
     return found
 
 
@@ -33,7 +33,7 @@ def test_the_image_pins_every_package_the_kit_needs_within_its_declared_ranges(p
     needed += [line for line in project["optional-dependencies"]["instructor"] if "vae-lab" not in line]
     for line in needed:
         requirement = Requirement(line)
-        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        name = canonicalize_name(requirement.name)
         assert name in pinned, f"{name} is not pinned in deploy/image/requirements.txt"
         assert requirement.specifier.contains(pinned[name], prereleases=True), (line, pinned[name])
     for hub_side in ("jupyterhub", "jupyterhub-idle-culler"):

@@ -32,6 +32,7 @@ import pytest
 
 from tests.browsing import free_port, launch_chromium
 from tests.classroom_class import AUTOGRADED_POINTS, HOSTILE
+from vae_lab.course import cell_source, nbgrader_cells
 
 KIT = Path(__file__).resolve().parent.parent
 DEPLOY = KIT / "deploy"
@@ -295,10 +296,9 @@ def solutions(course: Path) -> dict[tuple[str, str], str]:
     """{(notebook, grade_id): the instructor's answer} for every answer cell of the course's source."""
     answers = {}
     for path in sorted((course / "source" / ASSIGNMENT).glob("*.ipynb")):
-        for cell in json.loads(path.read_text())["cells"]:
-            marks = cell["metadata"].get("nbgrader", {})
-            if marks.get("solution") and cell["cell_type"] == "code":
-                answers[(path.stem, marks["grade_id"])] = "".join(cell["source"])
+        for grade_id, cell in nbgrader_cells(json.loads(path.read_text())).items():
+            if cell["metadata"]["nbgrader"].get("solution") and cell["cell_type"] == "code":
+                answers[(path.stem, grade_id)] = cell_source(cell)
     return answers
 
 

@@ -96,8 +96,8 @@ def nbgrader_api(course: Path, exchange: bool = False, submitted_directory: str 
 def exchange_step(course: Path, step: str, **directories) -> None:
     """One of nbgrader's exchange steps on the lab (release_assignment, collect, release_feedback)."""
     api = nbgrader_api(course, exchange=True, **directories)
-    root = api.config.Exchange.get("root", "/srv/nbgrader/exchange")  # nbgrader's default
-    if not Path(root).is_dir():
+    root = api.exchange_root  # as nbgrader resolved it: configured, or its default
+    if root and not Path(root).is_dir():
         raise ClassroomError(
             f"nbgrader's exchange folder {root} does not exist: make it (`mkdir -p {root} && chmod 777 "
             f"{root}`, as root), or set c.Exchange.root in an nbgrader_config.py "
